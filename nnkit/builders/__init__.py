@@ -1,0 +1,16 @@
+"""Model builders: plain functions returning named functional ``keras.Model`` objects.
+
+    from nnkit.builders import build_cnn
+    build_cnn((28, 28, 1), 10).summary()
+
+Every builder takes keyword arguments with defaults, names every layer from
+its ``name`` prefix, and rejects bad arguments with a ``ValueError`` quoting
+what it received. Builders know layers, not data.
+"""
+
+from nnkit.builders.cnn import build_cnn
+from nnkit.builders.mlp import build_mlp
+from nnkit.builders.perceptron import build_perceptron
+from nnkit.builders.rnn import build_rnn
+
+__all__ = ["build_cnn", "build_mlp", "build_perceptron", "build_rnn"]

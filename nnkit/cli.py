@@ -1,0 +1,250 @@
+"""The `nnkit` command line: parse, resolve a recipe, call the pipeline.
+
+TensorFlow is imported only inside the commands that train or run a model;
+``nnkit --help``, ``list`` and ``show`` stay fast. A problem with the user's
+input (``NnkitError``) exits 2 with one line on standard error; an
+interruption exits 130 and says how to resume; anything else is a bug and
+keeps its traceback (exit 1).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from nnkit.errors import NnkitError
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+class UserError(click.ClickException):
+    exit_code = 2
+
+    def show(self, file=None):
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+class Group(click.Group):
+    """Turns nnkit's user errors into exit code 2 for every command."""
+
+    def invoke(self, ctx):
+        from nnkit.pipeline import Interrupted
+
+        try:
+            return super().invoke(ctx)
+        except NnkitError as exc:
+            raise UserError(str(exc)) from None
+        except Interrupted as exc:
+            click.echo(str(exc), err=True)
+            ctx.exit(130)
+
+
+def recipe_options(fn):
+    """The options every command that starts a run shares."""
+    options = [
+        click.option("--data", type=click.Path(), help="Your data (file or folder) instead of the bundled source."),
+        click.option("--config", "config_file", type=click.Path(), help="A TOML file of overrides."),
+        click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                     help="Override one key (TOML value), e.g. --set train.epochs=5. Repeatable."),
+        click.option("--out", type=click.Path(), help="Run folder to create (default runs/<recipe>/<id>)."),
+        click.option("--seed", type=int, help="Seed (train.seed)."),
+        click.option("--epochs", type=int, help="Maximum epochs (train.epochs)."),
+        click.option("--strategy", type=click.Choice(["default", "mirrored", "multi_worker", "tpu"]),
+                     help="tf.distribute strategy (train.strategy)."),
+        click.option("--quiet", is_flag=True, help="No progress bar."),
+        click.argument("recipe"),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="nnkit")
+def cli():
+    """nnkit: classic neural-network recipes on Keras 3, one command each.
+
+    \b
+      nnkit list                      the bundled recipes
+      nnkit run digits                train + evaluate + report + export
+      nnkit run stock --data my.csv   the same recipe on your data
+      nnkit predict RUN INPUTS...     predictions from a run folder
+    """
+
+
+@cli.command("list")
+def list_recipes():
+    """List the bundled recipes."""
+    from nnkit.registry import bundled_names, load_recipe
+
+    for name in bundled_names():
+        recipe = load_recipe(name)
+        click.echo(f"{name:<12} {recipe.task:<24} {recipe.description}")
+
+
+@cli.command()
+@click.argument("recipe")
+@click.option("--data", type=click.Path())
+@click.option("--config", "config_file", type=click.Path())
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE")
+@click.option("--schema", is_flag=True, help="Also list every key with its type and allowed values.")
+def show(recipe, data, config_file, overrides, schema):
+    """Print a recipe's resolved config (TOML)."""
+    from nnkit import config as config_mod
+    from nnkit.pipeline import resolve, task_schema
+
+    resolved = resolve(recipe, data, config_file, overrides)
+    click.echo(config_mod.to_toml(resolved.cfg), nl=False)
+    if schema:
+        fields = task_schema(resolved.task)
+        click.echo("\n# keys")
+        for key in config_mod.dotted_keys(fields):
+            section, name = key.split(".", 1)
+            field = fields[section][name]
+            click.echo(f"# {key}: {field.describe()}  {field.help}")
+
+
+def _start(recipe, data, config_file, overrides, out, seed, epochs, strategy, quiet, stages):
+    from nnkit.pipeline import resolve, start
+
+    flags = {"train.seed": seed, "train.epochs": epochs, "train.strategy": strategy,
+             "train.verbose": False if quiet else None}
+    resolved = resolve(recipe, data, config_file, overrides, flags)
+    run = start(resolved, stages=stages, out=out)
+    click.echo(str(run.path))  # last line of stdout: scripts pick it up
+
+
+@cli.command()
+@recipe_options
+def run(recipe, data, config_file, overrides, out, seed, epochs, strategy, quiet):
+    """Train, evaluate, report and export (SavedModel) a recipe."""
+    from nnkit.pipeline import RUN_STAGES
+
+    _start(recipe, data, config_file, overrides, out, seed, epochs, strategy, quiet, RUN_STAGES)
+
+
+@cli.command()
+@recipe_options
+def train(recipe, data, config_file, overrides, out, seed, epochs, strategy, quiet):
+    """Train a recipe only (evaluate/report/export later)."""
+    _start(recipe, data, config_file, overrides, out, seed, epochs, strategy, quiet, ("train",))
+
+
+@cli.command()
+@click.argument("run_dir", metavar="RUN")
+@click.option("--backtest", type=click.IntRange(min=2), help="Walk-forward evaluation over K folds (forecasting).")
+def evaluate(run_dir, backtest):
+    """Evaluate a run's model (and baselines) on its test part; rewrite metrics and report."""
+    from nnkit import pipeline
+    from nnkit.runs import open_run
+    from nnkit.train import load_model
+
+    run = open_run(run_dir)
+    resolved = pipeline.run_config(run)
+    task, cfg = resolved.task, resolved.cfg
+    if backtest:
+        if not hasattr(task, "backtest"):
+            raise NnkitError(f"--backtest applies to forecasting runs, not task '{task.name}'")
+        task.backtest(run, cfg, backtest, click.echo)
+        return
+    model = load_model(run.model_file, task.custom_objects())
+    prepared = task.load(cfg)
+    pipeline.evaluate(run, task, cfg, model, prepared)
+    pipeline.report(run)
+    click.echo(run.metrics_file.read_text())
+
+
+@cli.command()
+@click.argument("run_dir", metavar="RUN")
+@click.argument("inputs", nargs=-1)
+@click.option("--file", "input_file", type=click.Path(), help="Read inputs from a file, one per line.")
+@click.option("--out", "output", type=click.Path(), help="Write predictions here (CSV, JSON, MIDI...).")
+@click.option("--horizon", type=click.IntRange(min=1), help="Forecast steps (forecasting).")
+@click.option("--start", help="Start note or text (melody / text generation).")
+@click.option("--length", type=click.IntRange(min=1), help="Tokens to generate.")
+@click.option("--temperature", type=click.FloatRange(min=0.0, min_open=True), help="Sampling temperature.")
+@click.option("--top-k", "top_k", type=click.IntRange(min=0), help="Sample from the k most likely tokens.")
+@click.option("--seed", type=int, help="Sampling seed.")
+@click.option("--similar", help="Item id to find neighbours of (embeddings).")
+@click.option("-k", "k", type=click.IntRange(min=1), help="How many neighbours.")
+@click.option("--beam", type=click.IntRange(min=1), help="Beam width (translation).")
+def predict(run_dir, inputs, input_file, output, **options):
+    """Predict with a run's model on raw inputs (files, strings, ids)."""
+    from nnkit import pipeline
+    from nnkit.runs import open_run
+
+    run = open_run(run_dir)
+    task = pipeline.run_config(run).task
+    task.check_options({k: v for k, v in options.items()})
+    items = list(inputs)
+    if input_file:
+        from nnkit.datasets.text import read_lines
+
+        items += read_lines(input_file)
+    options["out"] = output
+    task.predict(run, items, options, click.echo)
+
+
+@cli.command("export")
+@click.argument("run_dir", metavar="RUN")
+@click.option("--format", "fmt", type=click.Choice(["saved_model", "keras", "onnx", "tflite"]),
+              default="saved_model", show_default=True)
+def export_cmd(run_dir, fmt):
+    """Export a run's model; the artifact is reloaded and checked before it is kept."""
+    from nnkit import pipeline
+    from nnkit.export import export
+    from nnkit.runs import open_run
+
+    run = open_run(run_dir)
+    task = pipeline.run_config(run).task
+    click.echo(str(export(run, task, fmt)))
+
+
+@cli.command()
+@click.argument("run_dir", metavar="RUN")
+def report(run_dir):
+    """Rewrite report.md from the run's metrics.json and plots."""
+    from nnkit import pipeline
+    from nnkit.runs import open_run
+
+    click.echo(str(pipeline.report(open_run(run_dir))))
+
+
+@cli.command()
+@click.argument("run_dir", metavar="RUN")
+def resume(run_dir):
+    """Continue an interrupted run where it stopped."""
+    from nnkit.pipeline import resume as resume_run
+
+    run = resume_run(run_dir)
+    click.echo(str(run.path))
+
+
+@cli.command()
+@click.argument("root", default="runs", type=click.Path())
+def runs(root):
+    """List run folders under ROOT with their status."""
+    from pathlib import Path
+
+    from nnkit.runs import read_json
+
+    found = sorted(Path(root).glob("*/*/meta.json")) + sorted(Path(root).glob("meta.json"))
+    if not found:
+        click.echo(f"no runs under {root}")
+    for meta_file in found:
+        try:
+            meta = read_json(meta_file)
+        except NnkitError:
+            continue
+        stages = ",".join(meta.get("stages", [])) or "-"
+        click.echo(f"{meta.get('status', '?'):<12} {meta.get('recipe', '?'):<12} {stages:<28} {meta_file.parent}")
+
+
+def main():
+    cli(prog_name="nnkit")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

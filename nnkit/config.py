@@ -1,0 +1,312 @@
+"""Load, merge and validate recipe configs.
+
+A config is a nested dict of sections (``recipe``, ``data``, ``model``,
+``train``, ``eval``). Its schema is a nested dict of :class:`Field` objects:
+the task declares ``data``/``model``/``eval``, this module declares the
+``recipe`` and ``train`` sections every task shares.
+
+The priority order is written here once (:func:`resolve`)::
+
+    --set key=value  >  --config FILE  >  recipe file  >  task defaults
+
+Every layer is validated on its own before merging, so an error names where
+the bad key came from. This module never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from nnkit.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@dataclass(frozen=True)
+class Field:
+    """One config key: its default, accepted type and allowed values."""
+
+    default: Any
+    help: str = ""
+    choices: tuple | None = None
+    min: float | None = None
+    max: float | None = None
+    type: type | tuple | None = None  # inferred from the default when None
+    item_type: type | tuple | None = None  # for lists; inferred from the default's items
+
+    def expected_type(self):
+        if self.type is not None:
+            return self.type
+        return type(self.default)
+
+    def describe(self) -> str:
+        """What is allowed, in words, for error messages and `nnkit show --schema`."""
+        if self.choices is not None:
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        kind = _type_words(self.expected_type(), self.item_type or _item_type(self.default))
+        bounds = []
+        if self.min is not None:
+            bounds.append(f">= {self.min}")
+        if self.max is not None:
+            bounds.append(f"<= {self.max}")
+        return kind + (" " + " and ".join(bounds) if bounds else "")
+
+
+def _item_type(default):
+    if isinstance(default, list) and default:
+        return type(default[0])
+    return None
+
+
+_TYPE_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+               list: "a list", dict: "a table"}
+
+
+def _type_words(t, item_type=None) -> str:
+    if isinstance(t, tuple):
+        return " or ".join(_type_words(x, item_type) for x in t)
+    words = _TYPE_NAMES.get(t, t.__name__)
+    if t is list and item_type is not None:
+        words += " of " + _type_words(item_type).split(" ", 1)[1] + "s"
+    return words
+
+
+# -- the sections every task shares ----------------------------------------------------
+
+RECIPE_SCHEMA = {
+    "name": Field("", "recipe name (defaults to the file name)"),
+    "task": Field("", "task that runs this recipe"),
+    "description": Field("", "one line shown by `nnkit list`"),
+}
+
+OPTIMIZERS = ("sgd", "adam", "rmsprop")
+SCHEDULES = ("constant", "cosine", "exponential", "step")
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+
+TRAIN_SCHEMA = {
+    "epochs": Field(10, "maximum number of epochs", min=1),
+    "batch_size": Field(32, "global mini-batch size (scaled by replicas)", min=1),
+    "optimizer": Field("adam", "optimizer", choices=OPTIMIZERS),
+    "learning_rate": Field(1e-3, "initial learning rate", min=0.0, type=float),
+    "momentum": Field(0.9, "sgd momentum", min=0.0, max=1.0, type=float),
+    "nesterov": Field(False, "sgd Nesterov momentum"),
+    "schedule": Field("constant", "learning-rate schedule", choices=SCHEDULES),
+    "decay_rate": Field(0.5, "exponential/step schedules: factor per decay period", min=0.0, max=1.0,
+                        type=float),
+    "decay_epochs": Field(10, "exponential/step schedules: epochs per decay period", min=1),
+    "clipnorm": Field(0.0, "gradient clipping by norm (0 = off)", min=0.0, type=float),
+    "early_stopping": Field(True, "stop when validation stops improving, restore the best weights"),
+    "patience": Field(5, "early-stopping patience in epochs", min=0),
+    "seed": Field(0, "seed for splits, initialisation and shuffling", min=0),
+    "deterministic": Field(False, "bitwise-repeatable ops (slower): tf.config.experimental.enable_op_determinism"),
+    "strategy": Field("default", "tf.distribute strategy", choices=STRATEGIES),
+    "jit_compile": Field(False, "XLA-compile the train step", type=(bool, str)),
+    "mixed_precision": Field(False, "mixed_float16 on GPU, mixed_bfloat16 on CPU"),
+    "steps_per_execution": Field(1, "batches per tf.function call", min=1),
+    "verbose": Field(True, "Keras progress bar"),
+}
+
+
+def full_schema(task_schema: Mapping, train_defaults: Mapping | None = None) -> dict:
+    """The complete schema of a task: shared sections plus the task's own.
+
+    ``train_defaults`` lets a task change the *default* of a shared train key
+    (e.g. more epochs) without redeclaring its type and bounds.
+    """
+    schema = {"recipe": dict(RECIPE_SCHEMA), "train": dict(TRAIN_SCHEMA)}
+    for key, value in (train_defaults or {}).items():
+        base = schema["train"][key]
+        schema["train"][key] = Field(value, base.help, base.choices, base.min, base.max, base.type,
+                                     base.item_type)
+    for section, fields in task_schema.items():
+        schema.setdefault(section, {}).update(fields)
+    return schema
+
+
+def defaults(schema: Mapping) -> dict:
+    """The config made of every field's default."""
+    out = {}
+    for key, value in schema.items():
+        out[key] = defaults(value) if isinstance(value, Mapping) else copy.deepcopy(value.default)
+    return out
+
+
+def dotted_keys(schema: Mapping, prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in schema.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            keys.extend(dotted_keys(value, name + "."))
+        else:
+            keys.append(name)
+    return keys
+
+
+# -- validation ------------------------------------------------------------------------
+
+def _suggest(key: str, schema: Mapping) -> str:
+    keys = dotted_keys(schema)
+    close = difflib.get_close_matches(key, keys, n=1, cutoff=0.5)
+    if not close:  # a right leaf in the wrong section, e.g. 'epochs' for 'train.epochs'
+        leaf = key.rsplit(".", 1)[-1]
+        close = [k for k in keys if k.rsplit(".", 1)[-1] == leaf][:1]
+        if not close:
+            close = difflib.get_close_matches(leaf, keys, n=1, cutoff=0.4)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _check_value(key: str, value: Any, field: Field, source: str) -> Any:
+    """Return the value (ints widened to float where a float is expected) or raise."""
+    expected = field.expected_type()
+    allowed = expected if isinstance(expected, tuple) else (expected,)
+    problem = None
+    if float in allowed and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+        problem = "wrong type"
+    elif isinstance(value, float) and not math.isfinite(value):
+        problem = "not a finite number"
+    elif isinstance(value, list):
+        item = field.item_type or _item_type(field.default)
+        if item is not None:
+            items = item if isinstance(item, tuple) else (item,)
+            for i, element in enumerate(value):
+                if float in items and isinstance(element, int) and not isinstance(element, bool):
+                    value[i] = element = float(element)
+                if not isinstance(element, items) or (isinstance(element, bool) and bool not in items):
+                    problem = f"item {i} has the wrong type"
+                    break
+                if field.min is not None and isinstance(element, (int, float)) and element < field.min:
+                    problem = f"item {i} is out of range"
+                    break
+    elif field.choices is not None and value not in field.choices:
+        problem = "not an allowed value"
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        if (field.min is not None and value < field.min) or (field.max is not None and value > field.max):
+            problem = "out of range"
+    if problem:
+        raise ConfigError(f"{source}: config key '{key}': {problem}: received {value!r} "
+                          f"({type(value).__name__}); expected {field.describe()}")
+    return value
+
+
+def validate(cfg: Mapping, schema: Mapping, source: str = "config", prefix: str = "",
+             full_schema_for_hints: Mapping | None = None) -> dict:
+    """Check every key of a (partial) config against the schema; return a cleaned copy."""
+    hints = full_schema_for_hints or schema
+    if not isinstance(cfg, Mapping):
+        raise ConfigError(f"{source}: '{prefix.rstrip('.') or 'config'}' must be a table, "
+                          f"received {cfg!r}")
+    out = {}
+    for key, value in cfg.items():
+        name = f"{prefix}{key}"
+        if key not in schema:
+            raise ConfigError(f"{source}: unknown config key '{name}' (received {value!r})"
+                              f"{_suggest(name, hints)}")
+        spec = schema[key]
+        if isinstance(spec, Mapping):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{source}: config key '{name}' is a section; received {value!r}, "
+                                  f"expected keys such as {', '.join(list(spec)[:3])}")
+            out[key] = validate(value, spec, source, name + ".", hints)
+        else:
+            if isinstance(value, Mapping):
+                raise ConfigError(f"{source}: config key '{name}': received a table; "
+                                  f"expected {spec.describe()}")
+            out[key] = _check_value(name, copy.deepcopy(value), spec, source)
+    return out
+
+
+# -- the layers ---------------------------------------------------------------------------
+
+def read_toml(path: str | Path, what: str = "config file") -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{what} not found: {path}")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); expected a TOML file") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Parse ``a.b=value``; the value is TOML literal syntax, or a bare string.
+
+    ``train.epochs=5`` -> 5, ``model.filters=[32,64]`` -> [32, 64],
+    ``data.ticker=MSFT`` -> "MSFT" (a bare word that is not valid TOML).
+    """
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected key=value, e.g. train.epochs=5")
+    key, raw = text.split("=", 1)
+    key, raw = key.strip(), raw.strip()
+    parts = key.split(".")
+    if not key or not all(p.strip() for p in parts) or any(p != p.strip() for p in parts):
+        raise ConfigError(f"--set {text!r}: '{key}' is not a dotted key such as train.epochs")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        if raw.startswith(("[", "{", '"', "'")):
+            raise ConfigError(f"--set {text!r}: value {raw!r} is not valid TOML "
+                              "(lists like [32,64], strings in quotes)") from None
+        value = raw  # a bare word such as MSFT or lstm
+    if isinstance(value, dict) or (hasattr(value, "isoformat") and not isinstance(value, str)):
+        raise ConfigError(f"--set {text!r}: value must be a number, boolean, string or list")
+    return parts, value
+
+
+def overrides_to_dict(items) -> dict:
+    out: dict = {}
+    for item in items:
+        parts, value = parse_override(item)
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r}: '{part}' is set both as a value and a section")
+        node[parts[-1]] = value
+    return out
+
+
+def merge(base: Mapping, update: Mapping) -> dict:
+    """Deep merge: values of ``update`` win; sections merge key by key."""
+    out = copy.deepcopy(dict(base))
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def resolve(schema: Mapping, recipe: Mapping, config_file: Mapping | None = None,
+            overrides: Mapping | None = None, *, recipe_source: str = "recipe",
+            config_source: str = "--config") -> dict:
+    """The one place the priority is decided: --set > --config > recipe > task defaults."""
+    layers = [
+        (recipe, recipe_source),
+        (config_file or {}, config_source),
+        (overrides or {}, "--set"),
+    ]
+    cfg = defaults(schema)
+    for layer, source in layers:
+        cfg = merge(cfg, validate(layer, schema, source))
+    return cfg
+
+
+def to_toml(cfg: Mapping) -> str:
+    import tomli_w
+
+    return tomli_w.dumps(cfg)

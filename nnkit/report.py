@@ -1,0 +1,169 @@
+"""metrics.json, plots and report.md (the model card) for a run.
+
+``metrics.json`` has one shape for every task::
+
+    {"recipe", "task", "split", "primary", "higher_is_better",
+     "model": {metric: value}, "baselines": {name: {metric: value}}, "details": {...}}
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+from nnkit.runs import Run, write_json, write_text
+
+
+def metrics_document(run: Run, evaluation) -> dict:
+    meta = run.meta()
+    return {
+        "recipe": meta["recipe"],
+        "task": meta["task"],
+        "split": evaluation.split,
+        "primary": evaluation.primary,
+        "higher_is_better": evaluation.higher_is_better,
+        "model": _clean(evaluation.model),
+        "baselines": _clean(evaluation.baselines),
+        "verdict": evaluation.verdict,
+        "details": _clean(evaluation.details),
+        "tables": [list(t) for t in evaluation.tables],  # (title, markdown) for report.md
+    }
+
+
+def _clean(value):
+    """JSON-safe: numpy scalars to Python, NaN/inf to None."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+        return _clean(value) if isinstance(value, list) else (
+            None if isinstance(value, float) and not math.isfinite(value) else value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_metrics(run: Run, evaluation) -> dict:
+    document = metrics_document(run, evaluation)
+    write_json(run.metrics_file, document)
+    return document
+
+
+def read_history(run: Run) -> list[dict]:
+    if not run.history_file.is_file():
+        return []
+    with open(run.history_file, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    # a resumed run appends: keep the last row written for each epoch
+    by_epoch = {}
+    for row in rows:
+        if row.get("epoch", "").isdigit():
+            by_epoch[int(row["epoch"])] = row
+    return [by_epoch[k] for k in sorted(by_epoch)]
+
+
+def plot_history(run: Run) -> Path | None:
+    """Learning curves (every metric with its validation twin) from history.csv."""
+    rows = read_history(run)
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [k for k in rows[0] if k not in ("epoch", "learning_rate") and not k.startswith("val_")]
+    fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.2), squeeze=False)
+    epochs = [int(r["epoch"]) + 1 for r in rows]
+    for ax, name in zip(axes[0], names):
+        for key, label in ((name, "train"), ("val_" + name, "validation")):
+            if key in rows[0]:
+                ax.plot(epochs, [float(r[key]) if r[key] else math.nan for r in rows], label=label)
+        ax.set_title(name)
+        ax.set_xlabel("epoch")
+        ax.legend()
+    fig.tight_layout()
+    path = run.plot_dir / "learning_curves.png"
+    save_figure(fig, path)
+    return path
+
+
+def save_figure(fig, path: Path) -> Path:
+    """Save a matplotlib figure atomically and close it."""
+    import matplotlib.pyplot as plt
+
+    from nnkit.runs import atomic_path
+
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def metrics_table(document: dict) -> str:
+    rows = [("**model**", document["model"])] + list(document["baselines"].items())
+    columns = []
+    for _, metrics in rows:
+        columns += [k for k, v in metrics.items() if not isinstance(v, (dict, list)) and k not in columns]
+    lines = ["| | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for name, metrics in rows:
+        lines.append(f"| {name} | " + " | ".join(_fmt(metrics.get(c)) for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def write_report(run: Run, document: dict, summary: dict | None = None) -> Path:
+    meta = run.meta()
+    cfg_text = run.config_file.read_text(encoding="utf-8")
+    history = read_history(run)
+    primary = document["primary"]
+    direction = "higher" if document["higher_is_better"] else "lower"
+    parts = [
+        f"# {meta['recipe']} — {meta['task'].replace('_', ' ')}",
+        "",
+        f"Run `{run.path.name}`, created {meta.get('created', '?')}, status {meta.get('status', '?')}. "
+        f"Seed {meta.get('seed')}, deterministic ops: {'on' if meta.get('deterministic') else 'off'}.",
+        "",
+        "## Result",
+        "",
+        f"Primary metric: **{primary}** ({direction} is better), on the {document['split']} part. "
+        "Baselines are measured on the same part.",
+        "",
+        metrics_table(document),
+        "",
+    ]
+    if document.get("verdict"):
+        parts += [f"**Verdict.** {document['verdict']}", ""]
+    for title, table in document.get("tables", []):
+        parts += [f"### {title}", "", table, ""]
+    if summary:
+        parts += ["## Data", "", "| | |", "|---|---|"]
+        parts += [f"| {k} | {_fmt(v)} |" for k, v in summary.items()]
+        parts += [""]
+    if history:
+        last = history[-1]
+        parts += ["## Training", "",
+                  f"{len(history)} epochs; last epoch: " +
+                  ", ".join(f"{k} {float(v):.4g}" for k, v in last.items() if k != "epoch" and v),
+                  ""]
+    plot_paths = sorted(run.plot_dir.glob("*.png")) if run.plot_dir.is_dir() else []
+    if plot_paths:
+        parts += ["## Plots", ""]
+        parts += [f"![{p.stem}](plots/{p.name})" for p in plot_paths]
+        parts += [""]
+    versions = meta.get("versions", {})
+    parts += ["## Reproduce", "", "```", " ".join(meta.get("command", [])), "```", "",
+              "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()), "",
+              "## Config", "", "```toml", cfg_text.rstrip(), "```", ""]
+    write_text(run.report_file, "\n".join(parts))
+    return run.report_file

@@ -1,0 +1,222 @@
+"""The run folder: its layout, metadata, atomic writes, and loading a run back.
+
+``runs/<recipe>/<YYYYmmdd-HHMMSS>-<6 hex>/`` by default, or exactly ``--out DIR``::
+
+    config.toml   the resolved config          meta.json     versions, seed, command, status
+    state.json    what serving/predict need    model.keras   best model (safe-mode loadable)
+    checkpoints/  BackupAndRestore state       history.csv   per-epoch metrics
+    metrics.json  model + baselines            report.md     the model card
+    plots/        *.png                        logs/         TensorBoard
+    export/       saved_model/, model.keras, model.onnx, model.tflite
+
+Every file is written atomically (temporary file in the same folder, fsync,
+rename) so a killed process never leaves a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import secrets
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from nnkit.errors import NnkitError
+
+STATUSES = ("running", "finished", "failed", "interrupted")
+
+
+# -- atomic writes -----------------------------------------------------------------------
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success fsync and rename it into place.
+
+    ``suffix`` keeps an extension some writers insist on (Keras wants ``.keras``).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    write_text(path, json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def _json_default(value):
+    if hasattr(value, "tolist"):  # numpy scalars and arrays
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def read_json(path: str | Path) -> Any:
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise NnkitError(f"{path}: missing") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise NnkitError(f"{path}: not valid JSON ({exc})") from None
+
+
+# -- fingerprints ------------------------------------------------------------------------
+
+def fingerprint(*parts) -> str:
+    """A short sha256 over arrays, strings and bytes: identifies the data a run saw."""
+    digest = hashlib.sha256()
+    for part in parts:
+        if hasattr(part, "tobytes"):
+            digest.update(str(getattr(part, "dtype", "")).encode())
+            digest.update(str(getattr(part, "shape", "")).encode())
+            digest.update(part.tobytes())
+        elif isinstance(part, bytes):
+            digest.update(part)
+        else:
+            digest.update(str(part).encode())
+    return digest.hexdigest()[:16]
+
+
+# -- the run folder ----------------------------------------------------------------------
+
+class Run:
+    """A run folder on disk. Create with :func:`create_run`, reopen with :func:`open_run`."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    # layout: one place that names every file
+    config_file = property(lambda self: self.path / "config.toml")
+    meta_file = property(lambda self: self.path / "meta.json")
+    state_file = property(lambda self: self.path / "state.json")
+    model_file = property(lambda self: self.path / "model.keras")
+    history_file = property(lambda self: self.path / "history.csv")
+    metrics_file = property(lambda self: self.path / "metrics.json")
+    report_file = property(lambda self: self.path / "report.md")
+    checkpoint_dir = property(lambda self: self.path / "checkpoints")
+    plot_dir = property(lambda self: self.path / "plots")
+    log_dir = property(lambda self: self.path / "logs")
+    export_dir = property(lambda self: self.path / "export")
+
+    def __repr__(self):
+        return f"Run({str(self.path)!r})"
+
+    # metadata
+    def meta(self) -> dict:
+        return read_json(self.meta_file)
+
+    def update_meta(self, **fields) -> dict:
+        meta = self.meta() if self.meta_file.exists() else {}
+        meta.update(fields)
+        meta["updated"] = _now()
+        write_json(self.meta_file, meta)
+        return meta
+
+    def set_status(self, status: str, **fields) -> None:
+        assert status in STATUSES, status
+        self.update_meta(status=status, **fields)
+
+    def state(self) -> dict:
+        return read_json(self.state_file)
+
+    def config(self) -> dict:
+        from nnkit.config import read_toml
+
+        return read_toml(self.config_file, what="run config")
+
+
+def _now() -> str:
+    return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def _safe_component(name: str) -> str:
+    """A recipe name as one path component: no separators, no '..'."""
+    cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip(".")
+    return cleaned or "run"
+
+
+def create_run(recipe_name: str, out: str | Path | None = None, root: str | Path = "runs") -> Run:
+    """Make a new, empty run folder. Two runs started in the same second never share one."""
+    if out is not None:
+        path = Path(out)
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise NnkitError(f"--out {path}: exists and is not an empty folder; "
+                             "choose a new folder (nothing was written)")
+        path.mkdir(parents=True, exist_ok=True)
+        return Run(path)
+    base = Path(root) / _safe_component(recipe_name)
+    base.mkdir(parents=True, exist_ok=True)
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    while True:  # exist_ok=False makes the claim atomic across processes
+        path = base / f"{stamp}-{secrets.token_hex(3)}"
+        try:
+            path.mkdir()
+            return Run(path)
+        except FileExistsError:
+            continue
+
+
+def open_run(path: str | Path) -> Run:
+    """Reopen a run folder, refusing anything that is not one."""
+    path = Path(path)
+    if not path.is_dir():
+        raise NnkitError(f"{path}: no such run folder")
+    run = Run(path)
+    for needed in (run.config_file, run.meta_file):
+        if not needed.is_file():
+            raise NnkitError(f"{path}: not an nnkit run folder (missing {needed.name})")
+    return run
+
+
+def base_meta(recipe: str, task: str, cfg: Mapping, command: list[str] | None = None) -> dict:
+    """What every run records about where it came from (TensorFlow versions added at train)."""
+    import numpy
+
+    return {
+        "recipe": recipe,
+        "task": task,
+        "status": "running",
+        "created": _now(),
+        "command": list(command if command is not None else sys.argv),
+        "seed": cfg["train"]["seed"],
+        "deterministic": cfg["train"]["deterministic"],
+        "versions": {
+            "nnkit": __import__("nnkit").__version__,
+            "python": platform.python_version(),
+            "numpy": numpy.__version__,
+        },
+        "host": platform.node(),
+        "stages": [],
+    }
