@@ -127,10 +127,10 @@ def _write_saved_model(run, task, model, artifact: Path, examples_file: Path) ->
     import tensorflow as tf
 
     module, examples = task.serving(model, run.state(), run.config())
-    endpoints = module.endpoints  # name -> tf.function with an input_signature
-    cases = {name: (examples[name], to_numpy(endpoints[name](**examples[name])))
-             for name in endpoints if name in examples}
-    signatures = {name: fn for name, fn in endpoints.items()}
+    # the endpoints are the module's tf.functions named by ``examples``; the first is the default
+    endpoints = {name: getattr(module, name) for name in examples}
+    cases = {name: (inputs, to_numpy(endpoints[name](**inputs))) for name, inputs in examples.items()}
+    signatures = dict(endpoints)
     signatures["serving_default"] = next(iter(endpoints.values()))
     tf.saved_model.save(module, str(artifact), signatures=signatures)
     _save_check(examples_file, cases)

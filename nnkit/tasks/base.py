@@ -92,10 +92,16 @@ class Task:
 
     # -- serving and prediction ----------------------------------------------------------
     def serving(self, model, state: dict, cfg: dict):
-        """Return ``(tf.Module with tf.function endpoints, examples)``.
+        """Return ``(module, examples)`` for the SavedModel.
 
-        ``examples`` maps endpoint name -> dict of example inputs (numpy arrays)
-        used to check the exported artifact against the in-memory module.
+        ``module`` is a ``tf.Module`` holding the model (and any lookup tables)
+        whose endpoints are ``tf.function`` attributes with an ``input_signature``
+        taking *raw* inputs (uint8 images, strings, prices) and returning a dict
+        of readable outputs. ``examples`` maps each endpoint's attribute name to
+        a dict of example inputs (numpy arrays, keyed by argument name); its
+        keys say which attributes are endpoints, the first is ``serving_default``.
+        The exporter calls every endpoint on its examples in memory, saves,
+        reloads in a fresh process and compares.
         """
         raise NotImplementedError
 
