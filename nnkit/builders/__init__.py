@@ -12,5 +12,6 @@ from nnkit.builders.cnn import build_cnn
 from nnkit.builders.mlp import build_mlp
 from nnkit.builders.perceptron import build_perceptron
 from nnkit.builders.rnn import build_rnn
+from nnkit.builders.temporal import build_conv1d
 
-__all__ = ["build_cnn", "build_mlp", "build_perceptron", "build_rnn"]
+__all__ = ["build_conv1d", "build_cnn", "build_mlp", "build_perceptron", "build_rnn"]
