@@ -100,7 +100,9 @@ def load_check(path: Path) -> dict:
 def to_numpy(outputs) -> dict:
     if not isinstance(outputs, dict):
         outputs = {"output": outputs}
-    return {k: np.asarray(v.numpy() if hasattr(v, "numpy") else v) for k, v in outputs.items()}
+    arrays = {k: np.asarray(v.numpy() if hasattr(v, "numpy") else v) for k, v in outputs.items()}
+    # tf.string comes back as an object array of bytes; store it as unicode (npz without pickle)
+    return {k: _as_str(v) if v.dtype.kind in "OS" else v for k, v in arrays.items()}
 
 
 def model_examples(model, task, state) -> list:

@@ -131,7 +131,7 @@ def write_report(run: Run, document: dict, summary: dict | None = None) -> Path:
     parts = [
         f"# {meta['recipe']} — {meta['task'].replace('_', ' ')}",
         "",
-        f"Run `{run.path.name}`, created {meta.get('created', '?')}, status {meta.get('status', '?')}. "
+        f"Run `{run.path.name}`, created {meta.get('created', '?')}. "
         f"Seed {meta.get('seed')}, deterministic ops: {'on' if meta.get('deterministic') else 'off'}.",
         "",
         "## Result",

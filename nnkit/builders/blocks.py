@@ -43,7 +43,9 @@ def activation(x, kind: str, name: str):
 def normalization(x, kind: str, name: str):
     check_choice("norm", kind, NORMS)
     if kind == "batch":
-        return keras.layers.BatchNormalization(name=name)(x)
+        # momentum 0.9, not Keras's 0.99: on small data sets (a few dozen steps an epoch) the moving
+        # variance otherwise stays near its initial 1.0 for many epochs and validation collapses
+        return keras.layers.BatchNormalization(momentum=0.9, name=name)(x)
     if kind == "layer":
         return keras.layers.LayerNormalization(name=name)(x)
     return x
