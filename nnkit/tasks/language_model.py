@@ -1,0 +1,586 @@
+"""Language models (one note in, a song out): Bach chorale melodies, or characters of any text.
+
+Data: music21's bundled Bach chorales (the melody line of each, tokens =
+pitch + duration and rests; see :mod:`nnkit.datasets.chorales`), split by
+tune title so the test melodies are unseen; or ``--data book.txt``: the
+characters of a UTF-8 text file, split into contiguous train / validation /
+test parts and cut into fixed-length chunks.
+
+Metrics: held-out per-token negative log-likelihood (nats), perplexity and
+bits per token, beside add-k unigram / bigram / trigram baselines and an
+interpolated trigram whose weights are tuned on the validation part, all
+scored on exactly the same test targets (:mod:`nnkit.datasets.ngram`).
+
+Serving: ``generate(start, length, temperature, top_k, seed)`` samples
+inside the graph (a ``tf.while_loop`` over the model's own layers, one token
+at a time, ``tf.random.stateless_categorical`` seeded by ``(seed, step)``),
+so the same seed gives the same melody in any process. Token strings in,
+token strings out: the vocabulary is a lookup table inside the SavedModel.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from nnkit.config import Field
+from nnkit.errors import DataError
+from nnkit.runs import fingerprint
+from nnkit.tasks.base import Evaluation, Prepared, Task
+
+PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
+MELODY_RESERVED = [PAD, BOS, EOS, UNK]
+TEXT_RESERVED = [PAD, UNK]
+BASELINE_NAMES = {"unigram": "add-k unigram", "bigram": "add-k bigram", "trigram": "add-k trigram",
+                  "interpolated_trigram": "interpolated trigram"}
+
+
+class LanguageModelTask(Task):
+    name = "language_model"
+    schema = {
+        "data": {
+            "limit": Field(0, "chorales: use only the first N of the 371 (0 = all)", min=0),
+            "tokens": Field("pitch_duration", "chorales: what a token is",
+                            choices=("pitch_duration", "pitch")),
+            "transpose": Field(0, "chorales: augment the training melodies by transposing them up and down "
+                                  "by 1..N semitones (0 = off, 6 = all 12 keys)", min=0, max=6),
+            "seq_len": Field(100, "text: characters per training chunk", min=2),
+            "max_chars": Field(0, "text: use only the first N characters (0 = all)", min=0),
+            "val_fraction": Field(0.1, "validation share (tunes for chorales, characters for text)",
+                                  min=0.01, max=0.4),
+            "test_fraction": Field(0.1, "test share (tunes for chorales, characters for text)",
+                                   min=0.01, max=0.4),
+        },
+        "model": {
+            "cell": Field("lstm", "recurrent cell", choices=("lstm", "gru", "simple")),
+            "embedding_dim": Field(32, "token vector size", min=1),
+            "units": Field(128, "units per recurrent layer", min=1),
+            "depth": Field(1, "stacked recurrent layers", min=1),
+            "dropout": Field(0.3, "dropout after each recurrent layer", min=0.0, max=0.9),
+            "embedding_dropout": Field(0.0, "dropout on the token vectors", min=0.0, max=0.9),
+            "recurrent_dropout": Field(0.0, "dropout on the recurrent connections", min=0.0, max=0.9),
+            "norm": Field("none", "normalisation after each recurrent layer", choices=("layer", "batch", "none")),
+        },
+        "eval": {
+            "sample_start": Field("", "start of the sample in the report (empty: the most common first "
+                                      "note, or the text's first character)"),
+            "sample_length": Field(64, "tokens in the report's sample", min=1),
+            "temperature": Field(0.9, "sampling temperature of the report's sample", min=0.01,
+                                 type=float),
+        },
+    }
+    train_defaults = {"epochs": 60, "batch_size": 16, "learning_rate": 3e-3, "patience": 8,
+                      "clipnorm": 1.0}
+    predict_options = frozenset({"start", "length", "temperature", "top_k", "seed"})
+
+    # -- data ---------------------------------------------------------------------------
+    def load(self, cfg: dict) -> Prepared:
+        data_cfg = cfg["data"]
+        if data_cfg["val_fraction"] + data_cfg["test_fraction"] >= 0.8:
+            raise DataError(f"data.val_fraction + data.test_fraction must leave some training data; received "
+                            f"{data_cfg['val_fraction']} + {data_cfg['test_fraction']}")
+        if data_cfg["path"]:
+            return self._load_text(cfg)
+        return self._load_chorales(cfg)
+
+    def _load_chorales(self, cfg: dict) -> Prepared:
+        from nnkit.datasets import chorales as ch
+
+        d = cfg["data"]
+        melodies = ch.load_chorales(d["limit"])
+        fractions = (1 - d["val_fraction"] - d["test_fraction"], d["val_fraction"], d["test_fraction"])
+        train, val, test = ch.split_by_tune(melodies, fractions, seed=cfg["train"]["seed"])
+
+        def tokens(chorale, shift=0):
+            if d["tokens"] == "pitch":
+                return [ch.REST if p is None else ch.pitch_name(p + shift) for p, _ in chorale["events"]]
+            return ch.tokenize(chorale["events"], shift)
+
+        shifts = [0] + [s for t in range(1, d["transpose"] + 1) for s in (t, -t)]
+        shifts = [s for s in shifts if s != -6]  # +6 and -6 are the same key
+        train_tokens = [tokens(c, s) for c in train for s in shifts]
+        vocab = _vocabulary(train_tokens, MELODY_RESERVED)
+        index = {t: i for i, t in enumerate(vocab)}
+        unk, bos, eos = index[UNK], index[BOS], index[EOS]
+
+        def encode(seq):
+            return [bos] + [index.get(t, unk) for t in seq] + [eos]
+
+        train_ids = [encode(s) for s in train_tokens]
+        val_ids = [encode(tokens(c)) for c in val]
+        test_ids = [encode(tokens(c)) for c in test]
+        firsts = [s[0] for s in train_tokens if s]
+        default_start = max(set(firsts), key=lambda t: (firsts.count(t), t)) if firsts else vocab[-1]
+        state = {"mode": "melody", "tokens": d["tokens"], "vocabulary": vocab, "bos": True,
+                 "separator": " ", "banned": [PAD, BOS, EOS, UNK], "default_start": default_start,
+                 "num_outcomes": len(vocab) - 2}
+        summary = {"source": "music21 Bach chorales (soprano line), split by tune title",
+                   "chorales": len(melodies), "tunes": len({ch.tune_key(c["title"]) for c in melodies}),
+                   "train chorales": len(train), "validation chorales": len(val), "test chorales": len(test),
+                   "transpositions": len(shifts), "tokens": d["tokens"], "vocabulary": len(vocab),
+                   "train tokens": sum(len(s) - 1 for s in train_ids),
+                   "test tokens": sum(len(s) - 1 for s in test_ids),
+                   "test tokens unknown to training": int(sum(t == unk for s in test_ids for t in s))}
+        extra = {"test_titles": sorted({c["title"] for c in test})}
+        return Prepared(train=train_ids, val=val_ids, test=test_ids, state=state, summary=summary,
+                        fingerprint=fingerprint(json_ids(train_ids), json_ids(test_ids)), extra=extra)
+
+    def _load_text(self, cfg: dict) -> Prepared:
+        from nnkit.datasets.text import read_text
+
+        d = cfg["data"]
+        path = Path(d["path"])
+        text = read_text(path, "text file")
+        if d["max_chars"]:
+            text = text[: d["max_chars"]]
+        n = len(text)
+        n_test, n_val = int(n * d["test_fraction"]), int(n * d["val_fraction"])
+        n_train = n - n_val - n_test
+        seq_len = d["seq_len"]
+        if min(n_train, n_val, n_test) < 3:
+            raise DataError(f"{path}: {n} characters is too short to split into train/validation/test parts "
+                            f"(at least {math.ceil(3 / min(d['val_fraction'], d['test_fraction']))} needed)")
+        parts = text[:n_train], text[n_train:n_train + n_val], text[n_train + n_val:]
+        vocab = _vocabulary([parts[0]], TEXT_RESERVED)
+        index = {t: i for i, t in enumerate(vocab)}
+        unk = index[UNK]
+
+        def chunks(part):
+            ids = [index.get(c, unk) for c in part]
+            return [ids[i:i + seq_len + 1] for i in range(0, max(len(ids) - 1, 1), seq_len)
+                    if len(ids[i:i + seq_len + 1]) >= 2]
+
+        train_ids, val_ids, test_ids = chunks(parts[0]), chunks(parts[1]), chunks(parts[2])
+        state = {"mode": "text", "tokens": "char", "vocabulary": vocab, "bos": False, "separator": "",
+                 "banned": [PAD, UNK], "default_start": parts[0][0], "num_outcomes": len(vocab) - 1}
+        summary = {"source": f"{path.name}: characters, split in order (train, validation, test)",
+                   "characters": n, "train characters": len(parts[0]), "validation characters": len(parts[1]),
+                   "test characters": len(parts[2]), "vocabulary": len(vocab), "chunk length": seq_len,
+                   "test tokens unknown to training": sum(c not in index for c in parts[2])}
+        return Prepared(train=train_ids, val=val_ids, test=test_ids, state=state, summary=summary,
+                        fingerprint=fingerprint(text.encode("utf-8"), seq_len))
+
+    def datasets(self, cfg: dict, prepared: Prepared, batch_size: int):
+        import tensorflow as tf
+
+        def make(sequences, shuffle):
+            if not sequences:
+                return None
+            longest = max(len(s) for s in sequences)
+            padded = np.zeros((len(sequences), longest), np.int32)
+            for i, s in enumerate(sequences):
+                padded[i, :len(s)] = s
+            x, y = padded[:, :-1], padded[:, 1:]
+            w = (y != 0).astype("float32")
+            ds = tf.data.Dataset.from_tensor_slices((x, y, w))
+            if shuffle:
+                ds = ds.shuffle(len(x), seed=cfg["train"]["seed"], reshuffle_each_iteration=True)
+            ds = ds.batch(batch_size)
+            # trim each batch to its longest sequence: less padding, faster epochs
+            ds = ds.map(_trim_batch, num_parallel_calls=tf.data.AUTOTUNE)
+            return ds.prefetch(tf.data.AUTOTUNE)
+
+        return make(prepared.train, True), make(prepared.val, False)
+
+    # -- model --------------------------------------------------------------------------
+    def build_model(self, cfg: dict, prepared: Prepared):
+        from nnkit.builders import build_language_model
+
+        m = cfg["model"]
+        return build_language_model(len(prepared.state["vocabulary"]), embedding_dim=m["embedding_dim"],
+                                    cell=m["cell"], units=m["units"], depth=m["depth"], dropout=m["dropout"],
+                                    embedding_dropout=m["embedding_dropout"],
+                                    recurrent_dropout=m["recurrent_dropout"], norm=m["norm"],
+                                    name="language_model")
+
+    def compile_kwargs(self, cfg: dict, prepared: Prepared) -> dict:
+        import keras
+
+        # the mean over real (non-padding) tokens: the loss is the per-token NLL in nats
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight")
+        return {"loss": loss}
+
+    # -- evaluation ---------------------------------------------------------------------
+    def evaluate(self, model, prepared: Prepared, cfg: dict) -> Evaluation:
+        from nnkit.datasets import ngram
+
+        state = prepared.state
+        log_probs = sequence_log_probs(model, prepared.test)
+        value = ngram.nll(log_probs)
+        headline = _metrics(value)
+        metrics, settings = ngram.baselines(prepared.train, prepared.val, prepared.test, state["num_outcomes"])
+        baselines = {name: _metrics(m["nll"]) for name, m in metrics.items()}
+        best_name = min(baselines, key=lambda k: baselines[k]["perplexity"])
+        best = baselines[best_name]["perplexity"]
+        ppl = headline["perplexity"]
+        change = (best - ppl) / best * 100
+        unit = "note" if state["mode"] == "melody" else "character"
+        cell = cfg["model"]["cell"].upper() if cfg["model"]["cell"] != "simple" else "simple RNN"
+        if ppl < best:
+            verdict = (f"The {cell} language model's test perplexity is {ppl:.3g}, {change:.1f}% below the best "
+                       f"n-gram ({BASELINE_NAMES[best_name]}, {best:.3g}); "
+                       f"{headline['nll']:.3f} vs {baselines[best_name]['nll']:.3f} nats per {unit}.")
+        else:
+            verdict = (f"The {cell} language model does NOT beat the n-grams: test perplexity {ppl:.3g} vs "
+                       f"{best:.3g} for the {BASELINE_NAMES[best_name]} ({-change:.1f}% worse); train longer "
+                       f"(train.epochs, train.patience) or change the model.")
+        headline["improvement_over_best_ngram_pct"] = change
+        details = {"test_tokens": int(log_probs.size), "best_baseline": best_name, "ngram_settings": settings,
+                   "vocabulary": len(state["vocabulary"])}
+        if "test_titles" in prepared.extra:
+            details["test_titles"] = prepared.extra["test_titles"]
+        rows = ["| model | perplexity | NLL (nats/token) | setting |", "|---|---|---|---|",
+                f"| {cell} | {ppl:.3f} | {headline['nll']:.4f} | trained |"]
+        for name, m in baselines.items():
+            setting = ", ".join(f"{k}={v}" for k, v in settings[name].items())
+            rows.append(f"| {BASELINE_NAMES[name]} | {m['perplexity']:.3f} | {m['nll']:.4f} | {setting} "
+                        "(tuned on validation) |")
+        return Evaluation(primary="perplexity", higher_is_better=False, model=headline, baselines=baselines,
+                          details=details, verdict=verdict,
+                          tables=[("Held-out per-token likelihood", "\n".join(rows))])
+
+    def plots(self, model, prepared: Prepared, evaluation: Evaluation, run) -> list:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from nnkit.report import save_figure
+
+        paths = []
+        names = ["model"] + list(evaluation.baselines)
+        values = [evaluation.model["perplexity"]] + [m["perplexity"] for m in evaluation.baselines.values()]
+        fig, ax = plt.subplots(figsize=(6.5, 3.2))
+        ax.barh([BASELINE_NAMES.get(n, n) for n in names], values,
+                color=["tab:blue"] + ["tab:gray"] * (len(names) - 1))
+        for y, v in enumerate(values):
+            ax.text(v, y, f" {v:.2f}", va="center")
+        ax.invert_yaxis()
+        ax.set_xlabel("test perplexity (lower is better)")
+        ax.set_xlim(0, max(values) * 1.15)
+        fig.tight_layout()
+        paths.append(save_figure(fig, run.plot_dir / "perplexity.png"))
+        state = prepared.state
+        e = run.config()["eval"]
+        start = e.get("sample_start") or state["default_start"]
+        module, _ = self.serving(model, state, run.config())
+        tokens = _generate(module, start_tokens(state, start), e["sample_length"], e["temperature"], 0, 0)
+        if state["mode"] == "melody":
+            generated = tokens[1:] if state["bos"] else tokens
+            paths.append(plot_piano_roll(generated, run.plot_dir / "sample_piano_roll.png",
+                                         title=f"sample from {start} (temperature {e['temperature']}, seed 0)"))
+        else:
+            from nnkit.runs import write_text
+
+            write_text(run.plot_dir / "sample.txt", "".join(tokens) + "\n")
+        return paths
+
+    # -- serving and prediction --------------------------------------------------------
+    def serving(self, model, state: dict, cfg: dict):
+        import tensorflow as tf
+
+        from nnkit.builders.language_model import initial_state, language_model_step
+
+        vocab = list(state["vocabulary"])
+        index = {t: i for i, t in enumerate(vocab)}
+        unk = index[UNK]
+        bos = index[BOS] if state["bos"] else -1
+        banned = np.zeros(len(vocab), np.float32)
+        banned[[index[t] for t in state["banned"]]] = -np.inf
+        separator = state["separator"]
+        step = language_model_step(model)
+
+        class LanguageModelServing(tf.Module):
+            def __init__(self):
+                super().__init__()
+                self.model = model
+                self.vocabulary = tf.constant(vocab)
+                self.table = tf.lookup.StaticHashTable(
+                    tf.lookup.KeyValueTensorInitializer(self.vocabulary, tf.range(len(vocab), dtype=tf.int64)),
+                    default_value=unk)
+                self.banned = tf.constant(banned)
+
+            @tf.function(input_signature=[
+                tf.TensorSpec([None], tf.string, name="start"),
+                tf.TensorSpec([], tf.int32, name="length"),
+                tf.TensorSpec([], tf.float32, name="temperature"),
+                tf.TensorSpec([], tf.int32, name="top_k"),
+                tf.TensorSpec([], tf.int64, name="seed")])
+            def generate(self, start, length, temperature, top_k, seed):
+                ids = tf.cast(self.table.lookup(start), tf.int32)
+                if bos >= 0:
+                    ids = tf.concat([[bos], ids], axis=0)
+                tf.debugging.assert_positive(tf.size(ids), message="start must hold at least one token")
+                given = tf.size(ids)
+                total = given + tf.maximum(length, 0)
+                buffer = tf.concat([ids, tf.zeros([total - given], tf.int32)], axis=0)
+                states = initial_state(self.model, 1)
+                k = tf.minimum(top_k, len(vocab))
+                temp = tf.maximum(temperature, 1e-6)
+
+                def body(t, buffer, states):
+                    logits, states = step(tf.reshape(buffer[t], [1]), states)
+                    logits = logits / temp + self.banned
+                    kth = tf.cond(k > 0, lambda: tf.math.top_k(logits, tf.maximum(k, 1)).values[:, -1:],
+                                  lambda: tf.fill([1, 1], -np.inf))
+                    logits = tf.where(logits < kth, -np.inf, logits)
+                    sample = tf.random.stateless_categorical(
+                        logits, 1, seed=tf.stack([seed, tf.cast(t, tf.int64)]), dtype=tf.int32)[0, 0]
+                    nxt = tf.where(t + 1 < given, buffer[tf.minimum(t + 1, given - 1)], sample)
+                    return t + 1, tf.tensor_scatter_nd_update(buffer, [[t + 1]], [nxt]), states
+
+                _, buffer, _ = tf.while_loop(lambda t, *_: t < total - 1, body, (tf.constant(0), buffer, states))
+                token_ids = buffer
+                if bos >= 0:
+                    token_ids = token_ids[1:]
+                tokens = tf.gather(self.vocabulary, token_ids)
+                return {"tokens": tokens, "ids": token_ids,
+                        "text": tf.strings.reduce_join(tokens, separator=separator)}
+
+        start = start_tokens(state, state["default_start"])
+        examples = {"generate": {"start": np.array(start), "length": np.int32(16),
+                                 "temperature": np.float32(0.9), "top_k": np.int32(0), "seed": np.int64(1)}}
+        return LanguageModelServing(), examples
+
+    def predict(self, run, inputs: list, options: dict, echo) -> None:
+        from nnkit.predictions import call_endpoint
+
+        state = run.state()
+        melody = state["mode"] == "melody"
+        start = options.get("start")
+        if start is None and inputs:
+            start = (" " if melody else "\n").join(inputs)
+        elif inputs:
+            raise DataError("give the start either as --start or as inputs, not both")
+        start = start if start else state["default_start"]
+        tokens = start_tokens(state, start)
+        length = options.get("length") or (64 if melody else 400)
+        temperature = options.get("temperature") or 1.0
+        seed = options.get("seed") if options.get("seed") is not None else 0
+        top_k = options.get("top_k") or 0
+        new_tokens = max(length - len(tokens), 0)  # --length counts the whole output, the start included
+        outputs = call_endpoint(run, "generate", start=np.array(tokens), length=np.int32(new_tokens),
+                                temperature=np.float32(temperature), top_k=np.int32(top_k), seed=np.int64(seed))
+        result = [t.decode("utf-8") for t in outputs["tokens"]]
+        out = options.get("out")
+        if not melody:
+            text = "".join(result)
+            if out:
+                from nnkit.runs import write_text
+
+                write_text(out, text + "\n")
+                echo(out)
+            else:
+                echo(text)
+            return
+        out = Path(out) if out else run.path / "predictions" / f"melody-seed{seed}.mid"
+        if out.suffix.lower() not in (".mid", ".midi"):
+            raise DataError(f"--out {out}: expected a MIDI file name ending in .mid (MusicXML and a piano-roll "
+                            "PNG are written beside it)")
+        echo(" ".join(result))
+        paths = write_melody(result, out, title=f"nnkit melody from {start} (seed {seed})")
+        analysis = analyse_melody(result)
+        echo(f"notes: {analysis['notes']}, rests: {analysis['rests']}, key: {analysis['key']} "
+             f"(correlation {analysis['key_correlation']:.2f}), range: {analysis['lowest']}-{analysis['highest']} "
+             f"({analysis['ambitus']})")
+        for path in paths:
+            echo(str(path))
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+def json_ids(sequences) -> str:
+    return ";".join(",".join(map(str, s)) for s in sequences)
+
+
+def _vocabulary(sequences, reserved) -> list[str]:
+    """Reserved tokens, then every training token by descending frequency (ties by name)."""
+    from collections import Counter
+
+    counts = Counter(t for s in sequences for t in s)
+    return list(reserved) + sorted((t for t in counts if t not in reserved), key=lambda t: (-counts[t], t))
+
+
+def _trim_batch(x, y, w):
+    import tensorflow as tf
+
+    length = tf.maximum(tf.reduce_max(tf.reduce_sum(tf.cast(w > 0, tf.int32), axis=1)), 1)
+    return x[:, :length], y[:, :length], w[:, :length]
+
+
+def _metrics(nll_value: float) -> dict:
+    return {"perplexity": math.exp(nll_value), "nll": nll_value, "bits_per_token": nll_value / math.log(2)}
+
+
+def sequence_log_probs(model, sequences, batch_size: int = 64) -> np.ndarray:
+    """Natural-log probability the model gives each target ``seq[1:]`` of every sequence, in order."""
+    out = []
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+    per_sequence = {}
+    for start in range(0, len(order), batch_size):
+        batch = [sequences[i] for i in order[start:start + batch_size]]
+        longest = max(len(s) for s in batch)
+        x = np.zeros((len(batch), max(longest - 1, 1)), np.int32)
+        for j, s in enumerate(batch):
+            x[j, :len(s) - 1] = s[:-1]
+        logits = np.asarray(model(x, training=False), dtype=np.float64)
+        logits -= logits.max(axis=-1, keepdims=True)
+        log_softmax = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
+        for j, s in enumerate(batch):
+            targets = np.asarray(s[1:], np.int64)
+            per_sequence[order[start + j]] = log_softmax[j, np.arange(len(targets)), targets]
+    for i in range(len(sequences)):
+        out.append(per_sequence[i])
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def start_tokens(state: dict, start: str) -> list[str]:
+    """The user's start (``C4``, ``C4 E4 G4``, ``D5_0.5``, or text) as vocabulary tokens."""
+    vocab = state["vocabulary"]
+    if state["mode"] == "text":
+        unknown = sorted({c for c in start if c not in vocab})
+        if unknown:
+            raise DataError(f"--start {start!r}: character(s) {''.join(unknown)!r} never occur in the "
+                            "training text")
+        return list(start)
+    from nnkit.datasets import chorales as ch
+
+    known = set(vocab)
+    out = []
+    for item in start.replace(",", " ").split():
+        token = None
+        if item in known:
+            token = item
+        else:
+            pitch_text, _, duration = item.partition("_")
+            try:
+                name = ch.REST if pitch_text.upper() == ch.REST else ch.pitch_name(ch.parse_pitch(pitch_text))
+            except ValueError:
+                raise DataError(f"--start {item!r}: expected a note such as C4, F#5, Bb3 (optionally with a "
+                                f"duration in quarter notes, e.g. C4_1 or C4_0.5)") from None
+            if duration:
+                candidate = f"{name}_{ch.format_duration(duration)}" if _is_duration(duration) else None
+                token = candidate if candidate in known else None
+            elif state["tokens"] == "pitch":
+                token = name if name in known else None
+            else:  # the pitch with its most common duration (the vocabulary is ordered by frequency)
+                token = next((t for t in vocab if t.rpartition("_")[0] == name), None)
+        if token is None:
+            pitches = [ch.parse_pitch(t.partition("_")[0]) for t in vocab
+                       if t not in MELODY_RESERVED and not t.startswith(ch.REST)]
+            span = f"{ch.pitch_name(min(pitches))}..{ch.pitch_name(max(pitches))}" if pitches else "none"
+            raise DataError(f"--start {item!r}: this note never occurs in the training melodies "
+                            f"(their pitches span {span}; raise data.transpose for more keys)")
+        out.append(token)
+    if not out:
+        raise DataError("--start: give at least one note, e.g. --start C4")
+    return out
+
+
+def _is_duration(text: str) -> bool:
+    from fractions import Fraction
+
+    try:
+        return Fraction(text) > 0
+    except (ValueError, ZeroDivisionError):
+        return False
+
+
+def _generate(module, tokens, length, temperature, top_k, seed) -> list[str]:
+    import tensorflow as tf
+
+    outputs = module.generate(tf.constant(tokens), tf.constant(length, tf.int32),
+                              tf.constant(temperature, tf.float32), tf.constant(top_k, tf.int32),
+                              tf.constant(seed, tf.int64))
+    return [t.decode("utf-8") for t in outputs["tokens"].numpy()]
+
+
+def melody_stream(tokens: list[str], title: str = ""):
+    """A music21 stream of the note/rest tokens (reserved tokens skipped)."""
+    from music21 import metadata, note, stream
+
+    from nnkit.datasets import chorales as ch
+
+    part = stream.Stream()
+    for token in tokens:
+        if token in MELODY_RESERVED:
+            continue
+        if "_" in token:
+            pitch, ql = ch.parse_token(token)
+        else:  # pitch-only tokens: quarter notes
+            pitch, ql = (None if token == ch.REST else ch.parse_pitch(token)), 1.0
+        element = note.Rest(quarterLength=ql) if pitch is None else note.Note(pitch, quarterLength=ql)
+        part.append(element)
+    score = stream.Score()
+    score.metadata = metadata.Metadata(title=title or "nnkit melody")
+    p = stream.Part()
+    for element in part:
+        p.append(element)
+    score.insert(0, p)
+    return score
+
+
+def write_melody(tokens: list[str], out: Path, title: str = "") -> list[Path]:
+    """``out`` (.mid), the MusicXML beside it, and a piano-roll PNG beside it."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    score = melody_stream(tokens, title)
+    score.write("midi", fp=str(out))
+    xml = out.with_suffix(".musicxml")
+    score.write("musicxml", fp=str(xml))
+    png = plot_piano_roll(tokens, out.with_suffix(".png"), title=title)
+    return [out, xml, png]
+
+
+def analyse_melody(tokens: list[str]) -> dict:
+    score = melody_stream(tokens)
+    notes = list(score.recurse().notes)
+    key = score.analyze("key") if notes else None
+    lowest = min(notes, key=lambda n: n.pitch.midi).pitch if notes else None
+    highest = max(notes, key=lambda n: n.pitch.midi).pitch if notes else None
+    return {"notes": len(notes), "rests": len(list(score.recurse().getElementsByClass("Rest"))),
+            "key": str(key) if key is not None else "-",
+            "key_correlation": float(getattr(key, "correlationCoefficient", 0.0) or 0.0),
+            "lowest": lowest.nameWithOctave if lowest else "-",
+            "highest": highest.nameWithOctave if highest else "-",
+            "ambitus": f"{highest.midi - lowest.midi} semitones" if notes else "-"}
+
+
+def plot_piano_roll(tokens: list[str], path: Path, title: str = "") -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from nnkit.datasets import chorales as ch
+    from nnkit.report import save_figure
+
+    fig, ax = plt.subplots(figsize=(10, 3.5))
+    time, pitches = 0.0, []
+    for token in tokens:
+        if token in MELODY_RESERVED:
+            continue
+        if "_" in token:
+            pitch, ql = ch.parse_token(token)
+        else:
+            pitch, ql = (None if token == ch.REST else ch.parse_pitch(token)), 1.0
+        if pitch is not None:
+            ax.add_patch(plt.Rectangle((time, pitch - 0.4), ql * 0.95, 0.8, color="tab:blue"))
+            pitches.append(pitch)
+        time += ql
+    if pitches:
+        lo, hi = min(pitches) - 2, max(pitches) + 2
+        ax.set_ylim(lo, hi)
+        ticks = [p for p in range(lo, hi + 1) if p % 12 in (0, 4, 7)]
+        ax.set_yticks(ticks, [ch.pitch_name(p) for p in ticks])
+    ax.set_xlim(0, max(time, 1))
+    ax.set_xlabel("time (quarter notes)")
+    ax.set_ylabel("pitch")
+    ax.set_title(title or "piano roll")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return save_figure(fig, path)
