@@ -103,6 +103,9 @@ TRAIN_SCHEMA = {
     "decay_rate": Field(0.5, "exponential/step schedules: factor per decay period", min=0.0, max=1.0,
                         type=float),
     "decay_epochs": Field(10, "exponential/step schedules: epochs per decay period", min=1),
+    "ema": Field(False, "keep an exponential moving average of the weights and evaluate/save it "
+                        "(for a step neuron: the averaged perceptron)"),
+    "ema_momentum": Field(0.99, "weight-average momentum", min=0.0, max=1.0, type=float),
     "clipnorm": Field(0.0, "gradient clipping by norm (0 = off)", min=0.0, type=float),
     "early_stopping": Field(True, "stop when validation stops improving, restore the best weights"),
     "patience": Field(5, "early-stopping patience in epochs", min=0),

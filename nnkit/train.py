@@ -66,6 +66,8 @@ def make_optimizer(train_cfg: dict, steps_per_epoch: int) -> keras.optimizers.Op
     kwargs = {"learning_rate": make_learning_rate(train_cfg, steps_per_epoch)}
     if train_cfg["clipnorm"] > 0:
         kwargs["clipnorm"] = train_cfg["clipnorm"]
+    if train_cfg["ema"]:
+        kwargs.update(use_ema=True, ema_momentum=train_cfg["ema_momentum"])
     name = train_cfg["optimizer"]
     if name == "sgd":
         return keras.optimizers.SGD(momentum=train_cfg["momentum"], nesterov=train_cfg["nesterov"], **kwargs)
@@ -157,6 +159,8 @@ def callbacks_for(run: Run, train_cfg: dict, has_validation: bool, monitor: str 
         keras.callbacks.CSVLogger(str(run.history_file), append=True),
         keras.callbacks.TensorBoard(str(run.log_dir), write_graph=False, profile_batch=0),
     ]
+    if train_cfg["ema"]:  # validate, stop early and checkpoint on the averaged weights
+        callbacks.insert(0, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     if train_cfg["early_stopping"]:
         callbacks.insert(1, ResumableEarlyStopping(run.checkpoint_dir, monitor=monitor,
                                                    patience=train_cfg["patience"],
