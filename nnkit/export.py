@@ -129,6 +129,7 @@ def _write_saved_model(run, task, model, artifact: Path, examples_file: Path) ->
     import tensorflow as tf
 
     module, examples = task.serving(model, run.state(), run.config())
+    _track_keras_state(module)
     # the endpoints are the module's tf.functions named by ``examples``; the first is the default
     endpoints = {name: getattr(module, name) for name in examples}
     cases = {name: (inputs, to_numpy(endpoints[name](**inputs))) for name, inputs in examples.items()}
@@ -136,6 +137,22 @@ def _write_saved_model(run, task, model, artifact: Path, examples_file: Path) ->
     signatures["serving_default"] = next(iter(endpoints.values()))
     tf.saved_model.save(module, str(artifact), signatures=signatures)
     _save_check(examples_file, cases)
+
+
+def _track_keras_state(module) -> None:
+    """Make every variable of the Keras models a module holds reachable from the module.
+
+    Some state (e.g. the seed generators of augmentation layers) is captured by
+    the traced graph but not tracked as a child of the model, and
+    ``tf.saved_model.save`` refuses unreachable captures.
+    """
+    import keras
+
+    variables = []
+    for value in list(vars(module).values()):
+        if isinstance(value, keras.layers.Layer):
+            variables += [getattr(v, "value", v) for v in value.variables]
+    module._keras_variables = variables
 
 
 def _write_keras(run, task, model, artifact: Path, examples_file: Path) -> None:

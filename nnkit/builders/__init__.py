@@ -13,6 +13,7 @@ from nnkit.builders.language_model import build_language_model
 from nnkit.builders.mlp import build_mlp
 from nnkit.builders.perceptron import build_perceptron
 from nnkit.builders.rnn import build_rnn
+from nnkit.builders.seq2seq import build_seq2seq
 from nnkit.builders.temporal import build_conv1d
 
-__all__ = ["build_conv1d", "build_cnn", "build_language_model", "build_mlp", "build_perceptron", "build_rnn"]
+__all__ = ["build_conv1d", "build_cnn", "build_language_model", "build_mlp", "build_perceptron", "build_rnn", "build_seq2seq"]

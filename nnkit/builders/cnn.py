@@ -29,7 +29,8 @@ def conv_block(x, filters: int, *, kernel_size: int, convs: int, pooling: str, n
 
 def build_cnn(input_shape, num_classes: int, *, filters=(32, 64), kernel_size: int = 3, convs_per_block: int = 1,
               pooling: str = "max", norm: str = "batch", activation: str = "relu", dropout: float = 0.0,
-              dense_units: int = 128, head_dropout: float = 0.3, rescale: float | None = 1.0 / 255.0,
+              dense_units: int = 128, head_dropout: float = 0.3, head: str = "flatten",
+              rescale: float | None = 1.0 / 255.0,
               augment: bool = False, name: str = "cnn") -> keras.Model:
     """A CNN for grayscale (``C=1``) or RGB (``C=3``) images.
 
@@ -43,7 +44,9 @@ def build_cnn(input_shape, num_classes: int, *, filters=(32, 64), kernel_size: i
         norm: ``batch``, ``layer`` or ``none``.
         activation: sigmoid, tanh, relu, leaky_relu, rrelu or step.
         dropout: after each block; ``head_dropout`` before the classifier.
-        dense_units: hidden dense layer after global pooling (0 = none).
+        dense_units: hidden dense layer after the feature map (0 = none).
+        head: ``flatten`` keeps where features are (best for small digits) or
+            ``gap`` (global average pooling: fewer weights, any input size).
         rescale: multiply pixels by this inside the model, so it takes raw
             pixel values (None = inputs are already scaled).
         augment: random translation and zoom inside the model (training only).
@@ -63,6 +66,7 @@ def build_cnn(input_shape, num_classes: int, *, filters=(32, 64), kernel_size: i
     check_choice("pooling", pooling, POOLING)
     check_rate("dropout", dropout)
     check_rate("head_dropout", head_dropout)
+    check_choice("head", head, ("flatten", "gap"))
     inputs = keras.Input(shape=tuple(input_shape), name=f"{name}_input")
     x = inputs
     if rescale is not None:
@@ -76,7 +80,10 @@ def build_cnn(input_shape, num_classes: int, *, filters=(32, 64), kernel_size: i
         x = conv_block(x, f, kernel_size=kernel_size, convs=convs_per_block, pooling=block_pooling, norm=norm,
                        activation_kind=activation, dropout=dropout, name=f"{name}_block{i + 1}")
         size = size // 2 if block_pooling != "none" else size
-    x = keras.layers.GlobalAveragePooling2D(name=f"{name}_gap")(x)
+    if head == "gap":
+        x = keras.layers.GlobalAveragePooling2D(name=f"{name}_gap")(x)
+    else:
+        x = keras.layers.Flatten(name=f"{name}_flatten")(x)
     if dense_units:
         x = keras.layers.Dense(dense_units, name=f"{name}_dense")(x)
         x = apply_activation(x, activation, f"{name}_dense_{activation}")

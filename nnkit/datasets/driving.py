@@ -9,11 +9,11 @@ gives the same trajectory (that is how labels are checked against a forward
 rollout).
 
 * The **lead** car cruises with a small random acceleration, and has one event:
-  it brakes (2–9 m/s² for 1–4 s), accelerates, or another car **cuts in**
+  it brakes (3–9.5 m/s² for 1–4 s), accelerates, or another car **cuts in**
   (the gap jumps down to a fraction of itself and the new lead is slower),
   sometimes followed by braking.
 * The **ego** driver follows the Intelligent Driver Model (Treiber et al. 2000)
-  on what it perceived ``reaction`` seconds ago (0.3–1.5 s), with actuator lag
+  on what it perceived ``delay`` steps ago (0.3–2.0 s), with actuator lag
   and a physical braking limit; some drivers are **distracted** around the
   event and keep their last command for 1–3 s: they react too late.
 * A **collision** is the first step whose true bumper-to-bumper gap is <= 0.
@@ -23,9 +23,11 @@ ego speed [m/s], ego acceleration and lead acceleration [m/s²], each with
 Gaussian noise; the radar gap is never negative. Dropouts (isolated steps and
 bursts) make every sensor of a step NaN: a masked step.
 
-Windows have variable lengths (``min_seconds``..``max_seconds``). A window
-always ends before the first collision: when the simulated collision falls
-inside it, the window is cut to end 0.1–``horizon`` s before the impact.
+Windows have variable lengths (``min_seconds``..``max_seconds``), drawn
+independently of what happens: each scenario's event starts 0–3 s before its
+window ends (rarely just after), so the label cannot be read from the length.
+A window always ends before the first collision: scenarios that crash inside
+the window are dropped and replaced.
 
 Labels:
 
@@ -109,8 +111,13 @@ class Trajectory:
         return Trajectory(**{f.name: getattr(self, f.name)[:, : steps + 1].copy() for f in fields(self)})
 
 
-def draw_scenarios(n: int, steps: int, rng: np.random.Generator, window_end: np.ndarray | None = None) -> Scenario:
-    """Draw ``n`` scenarios for ``steps`` steps; events fall before ``window_end`` (steps) mostly."""
+def draw_scenarios(n: int, steps: int, rng: np.random.Generator, window_end: np.ndarray | None = None,
+                   events: str = "end") -> Scenario:
+    """Draw ``n`` scenarios for ``steps`` steps.
+
+    ``events="end"``: each event starts 0-3 s before ``window_end`` (rarely up to 1 s after);
+    ``"anywhere"``: uniformly in the window's first 90 %.
+    """
     u = lambda lo, hi: rng.uniform(lo, hi, n)  # noqa: E731
     v_ego0 = u(8.0, 33.0)
     headway = u(0.8, 2.2)
@@ -118,14 +125,19 @@ def draw_scenarios(n: int, steps: int, rng: np.random.Generator, window_end: np.
     if window_end is None:
         window_end = np.full(n, steps)
     event = rng.choice(len(EVENTS), size=n, p=EVENT_PROBS)
-    # the event starts somewhere in the window (or, rarely, just after it)
-    late = rng.random(n) < 0.08
-    start = np.where(late, window_end + rng.integers(0, 10, n), rng.uniform(0.1, 1.0, n) * window_end)
+    # the event starts 0-3 s before the window's end (or, rarely, up to 1 s after it), whatever the
+    # window's length: the label must not be readable from the length alone
+    if events == "end":
+        start = window_end - rng.uniform(-10.0, 30.0, n)
+    elif events == "anywhere":
+        start = rng.uniform(0.05, 0.9, n) * window_end
+    else:
+        raise ValueError(f"`events` must be 'end' or 'anywhere'. Received: events={events!r}")
     event_step = np.clip(start, 5, steps - 1).astype(np.int32)
     brake = rng.uniform(3.0, 9.5, n)
     event_accel = np.select([event == 1, event == 2, event == 3],
                             [-brake, u(0.8, 2.5), np.where(rng.random(n) < 0.45, -brake * 0.8, 0.0)], 0.0)
-    distracted = rng.random(n) < 0.45
+    distracted = rng.random(n) < 0.5
     distract_step = np.where(distracted, event_step + rng.integers(-10, 6, n), -1).astype(np.int32)
     return Scenario(
         v_ego0=v_ego0, v_lead0=np.clip(v_ego0 + rng.normal(0.0, 1.5, n), 0.0, None), gap0=gap0,
@@ -233,9 +245,17 @@ class DrivingData:
 
 def generate(n: int = 10000, *, seed: int = 0, min_seconds: float = 4.0, max_seconds: float = 10.0,
              horizon: float = 3.0, noise: float = 1.0, dropout: float = 0.02, brake_ttc: float = 3.0,
-             ease_ttc: float = 6.0) -> DrivingData:
-    """``n`` sequences with sensors, the collision label and per-step actions; seeded."""
-    if n < 1:
+             ease_ttc: float = 6.0, events: str = "end") -> DrivingData:
+    """``n`` sequences with sensors, the collision label and per-step actions; seeded.
+
+    ``events``: ``"end"`` puts each scenario's event near the window's end (the
+    collision recipe: will it crash soon?), ``"anywhere"`` anywhere in it (the
+    driving recipe: more steps where a safe driver must act).
+
+    Scenarios whose collision falls inside the observed window are dropped (the
+    window must end before any impact) and more are drawn until there are ``n``.
+    """
+    if not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"`n` must be a positive integer. Received: n={n!r}")
     if not 0 < min_seconds <= max_seconds:
         raise ValueError(f"need 0 < min_seconds <= max_seconds. Received: {min_seconds!r}, {max_seconds!r}")
@@ -243,16 +263,23 @@ def generate(n: int = 10000, *, seed: int = 0, min_seconds: float = 4.0, max_sec
     t_min, t_max = max(2, int(round(min_seconds * HZ))), max(2, int(round(max_seconds * HZ)))
     h = max(1, int(round(horizon * HZ)))
     steps = t_max + h
-    lengths = rng.integers(t_min, t_max + 1, n)
-    sc = draw_scenarios(n, steps, rng, window_end=lengths)
-    tr = simulate(sc, steps)
-    hit = tr.collision_step()
-    # a window ends before the collision: cut it 1..h steps ahead of the impact
-    inside = hit <= lengths
-    cut_to = hit - rng.integers(1, h + 1, n)
-    lengths = np.where(inside, np.maximum(cut_to, 1), lengths)
+    parts, have = [], 0
+    while have < n:
+        m = max(64, int((n - have) * 1.3))
+        lengths = rng.integers(t_min, t_max + 1, m)
+        sc = draw_scenarios(m, steps, rng, window_end=lengths, events=events)
+        tr = simulate(sc, steps)
+        hit = tr.collision_step()
+        keep = np.flatnonzero(hit > lengths)[: n - have]
+        parts.append((lengths[keep], sc.take(keep),
+                      Trajectory(**{f.name: getattr(tr, f.name)[keep] for f in fields(Trajectory)}), hit[keep]))
+        have += len(keep)
+    lengths = np.concatenate([p[0] for p in parts])
+    sc = Scenario(**{f.name: np.concatenate([getattr(p[1], f.name) for p in parts]) for f in fields(Scenario)})
+    tr = Trajectory(**{f.name: np.concatenate([getattr(p[2], f.name) for p in parts]) for f in fields(Trajectory)})
+    hit = np.concatenate([p[3] for p in parts])
     collision = ((hit > lengths) & (hit <= lengths + h)).astype(np.int8)
-    # window steps 0..length-1 are the states after steps 1..length (step 0 is the initial state)
+    # window step s is the state after simulation step s + 1 (step 0 is the initial state)
     t_idx = np.arange(t_max)[None, :]
     valid = t_idx < lengths[:, None]
     state = lambda a: a[:, 1: t_max + 1]  # noqa: E731
@@ -277,7 +304,6 @@ def generate(n: int = 10000, *, seed: int = 0, min_seconds: float = 4.0, max_sec
     noisy[~valid] = 0.0
     actions = actions_from_ttc(time_to_collision(gap, vl - ve), brake_ttc, ease_ttc)
     actions = np.where(valid, actions, -1).astype(np.int8)
-    # trim to the longest window
     T = int(lengths.max())
     return DrivingData(x=noisy[:, :T].astype(np.float32), lengths=lengths.astype(np.int32), collision=collision,
                        actions=actions[:, :T], collision_step=hit, scenario=sc, trajectory=tr, horizon_steps=h)

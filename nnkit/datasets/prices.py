@@ -126,6 +126,7 @@ def read_csv(path, *, date_column: str = "", target: str = "", features=(), tick
                         f"(looked for {', '.join(TICKER_NAMES)}; set data.ticker_column)")
 
     numeric = [c for c in columns if c not in (date_col, tick_col)]
+    features = [_pick_column(path, columns, f, (), "data.features", "feature", required=True) for f in features]
     if target:
         target_col = _pick_column(path, columns, target, (), "data.target", "target", required=True)
     else:

@@ -787,7 +787,7 @@ def serving_example(state: dict) -> dict:
 
 def predict_csv(run, inputs: list, options: dict, echo) -> None:
     from nnkit.datasets.prices import future_dates, read_csv
-    from nnkit.predictions import call_endpoint, write_predictions
+    from nnkit.predictions import write_predictions
 
     state = run.state()
     cfg = run.config()
@@ -813,6 +813,7 @@ def predict_csv(run, inputs: list, options: dict, echo) -> None:
         raise DataError(f"{inputs[0]}, column {series.target_name!r}: the last {W} values must be positive "
                         "(the model works on log-returns)")
     freq = state["freq"] if state["freq"] in ("B", "D") or state["freq"].endswith("s") else "B"
+    endpoint = _load_endpoint(run)
     forecasts, lowers, uppers = [], [], []
     step_dates = []
     # direct for the trained horizon; beyond it, recursive: feed the forecasts back as inputs
@@ -823,7 +824,7 @@ def predict_csv(run, inputs: list, options: dict, echo) -> None:
             inputs_["features"] = series.features[-W:].astype("float32")[None]
         if state["calendar"]:
             inputs_["dates"] = np.array([[np.datetime_as_string(x, unit="D") for x in dates[-W:]]])
-        out = call_endpoint(run, "forecast", **inputs_)
+        out = {k: v.numpy() for k, v in endpoint(**inputs_).items()}
         new = future_dates(dates[-1], freq, H_trained)
         take = min(H_trained, horizon - len(forecasts))
         base = len(forecasts)
@@ -855,6 +856,21 @@ def predict_csv(run, inputs: list, options: dict, echo) -> None:
                                                                   else "")
         rows.append(row)
     write_predictions(rows, options.get("out"), echo)
+
+
+def _load_endpoint(run):
+    """The exported SavedModel's ``forecast`` endpoint (exported first if needed), loaded once."""
+    import tensorflow as tf
+
+    saved = run.export_dir / "saved_model"
+    if not saved.is_dir():
+        from nnkit.export import export
+
+        export(run, ForecastingTask(), "saved_model")
+    loaded = tf.saved_model.load(str(saved))
+    if not hasattr(loaded, "forecast"):
+        raise DataError(f"{saved}: this SavedModel has no 'forecast' endpoint (a model of another task?)")
+    return lambda **inputs: loaded.forecast(**{k: tf.constant(v) for k, v in inputs.items()})
 
 
 # =====================================================================================

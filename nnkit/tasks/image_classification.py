@@ -40,7 +40,9 @@ class ImageClassificationTask(Task):
             "norm": Field("batch", "normalisation", choices=("batch", "layer", "none")),
             "activation": Field("relu", "hidden activation", choices=ACTIVATIONS),
             "dropout": Field(0.0, "dropout after each block", min=0.0, max=0.9),
-            "dense_units": Field(128, "cnn: hidden dense units after pooling (0 = none)", min=0),
+            "dense_units": Field(128, "cnn: hidden dense units after the feature map (0 = none)", min=0),
+            "head": Field("flatten", "cnn: flatten the last feature map, or global average pooling",
+                          choices=("flatten", "gap")),
             "head_dropout": Field(0.3, "dropout before the classifier", min=0.0, max=0.9),
             "augment": Field(False, "random translation and zoom (inside the model, training only)"),
             "depth": Field(2, "mlp: hidden layers", min=0),
@@ -115,7 +117,7 @@ class ImageClassificationTask(Task):
         return build_cnn(shape, classes, filters=m["filters"], kernel_size=m["kernel_size"],
                          convs_per_block=m["convs_per_block"], pooling=m["pooling"], norm=m["norm"],
                          activation=m["activation"], dropout=m["dropout"], dense_units=m["dense_units"],
-                         head_dropout=m["head_dropout"], augment=m["augment"])
+                         head_dropout=m["head_dropout"], head=m["head"], augment=m["augment"])
 
     def compile_kwargs(self, cfg: dict, prepared: Prepared) -> dict:
         return {"loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"]}

@@ -237,9 +237,12 @@ class LanguageModelTask(Task):
             setting = ", ".join(f"{k}={v}" for k, v in settings[name].items())
             rows.append(f"| {BASELINE_NAMES[name]} | {m['perplexity']:.3f} | {m['nll']:.4f} | {setting} "
                         "(tuned on validation) |")
+        tables = [("Held-out per-token likelihood", "\n".join(rows))]
+        sample = self._sample(model, state, cfg)
+        tables.append(("A sample", sample["table"]))
+        details["sample"] = {k: v for k, v in sample.items() if k != "table"}
         return Evaluation(primary="perplexity", higher_is_better=False, model=headline, baselines=baselines,
-                          details=details, verdict=verdict,
-                          tables=[("Held-out per-token likelihood", "\n".join(rows))])
+                          details=details, verdict=verdict, tables=tables, artifacts={"sample": sample})
 
     def plots(self, model, prepared: Prepared, evaluation: Evaluation, run) -> list:
         import matplotlib
@@ -262,20 +265,34 @@ class LanguageModelTask(Task):
         ax.set_xlim(0, max(values) * 1.15)
         fig.tight_layout()
         paths.append(save_figure(fig, run.plot_dir / "perplexity.png"))
-        state = prepared.state
-        e = run.config()["eval"]
-        start = e.get("sample_start") or state["default_start"]
-        module, _ = self.serving(model, state, run.config())
-        tokens = _generate(module, start_tokens(state, start), e["sample_length"], e["temperature"], 0, 0)
-        if state["mode"] == "melody":
-            generated = tokens[1:] if state["bos"] else tokens
-            paths.append(plot_piano_roll(generated, run.plot_dir / "sample_piano_roll.png",
-                                         title=f"sample from {start} (temperature {e['temperature']}, seed 0)"))
-        else:
-            from nnkit.runs import write_text
-
-            write_text(run.plot_dir / "sample.txt", "".join(tokens) + "\n")
+        sample = evaluation.artifacts.get("sample")
+        if sample and prepared.state["mode"] == "melody":
+            paths.append(plot_piano_roll(sample["tokens"], run.plot_dir / "sample_piano_roll.png",
+                                         title=sample["title"]))
         return paths
+
+    def _sample(self, model, state: dict, cfg: dict) -> dict:
+        """A sample for the report: ``eval.sample_length`` tokens from ``eval.sample_start``."""
+        e = cfg["eval"]
+        start = e["sample_start"] or state["default_start"]
+        module, _ = self.serving(model, state, cfg)
+        tokens = start_tokens(state, start)
+        seed = cfg["train"]["seed"]
+        generated = _generate(module, tokens, max(e["sample_length"] - len(tokens), 0), e["temperature"], 0, seed)
+        title = f"sample from {start!r} (temperature {e['temperature']}, seed {seed})"
+        if state["mode"] == "text":
+            text = "".join(generated)
+            return {"tokens": generated, "title": title,
+                    "table": f"{title}:\n\n```text\n{text}\n```"}
+        a = analyse_melody(generated)
+        table = "\n".join([
+            f"{title}, as music21 hears it:", "",
+            "| notes | rests | key (Krumhansl) | correlation | lowest | highest | range |",
+            "|---|---|---|---|---|---|---|",
+            f"| {a['notes']} | {a['rests']} | {a['key']} | {a['key_correlation']:.2f} | {a['lowest']} | "
+            f"{a['highest']} | {a['ambitus']} |", "",
+            "`" + " ".join(generated) + "`"])
+        return {"tokens": generated, "title": title, "table": table, "analysis": a}
 
     # -- serving and prediction --------------------------------------------------------
     def serving(self, model, state: dict, cfg: dict):

@@ -89,7 +89,8 @@ class _SequenceTask(Task):
         d = cfg["data"]
         data = driving.generate(d["sequences"], seed=d["seed"], min_seconds=d["min_seconds"],
                                 max_seconds=d["max_seconds"], horizon=d.get("horizon", 3.0), noise=d["noise"],
-                                dropout=d["dropout"], brake_ttc=d["brake_ttc"], ease_ttc=d["ease_ttc"])
+                                dropout=d["dropout"], brake_ttc=d["brake_ttc"], ease_ttc=d["ease_ttc"],
+                                events="anywhere" if self.per_step else "end")
         if self.per_step:
             y, names = data.actions.astype(np.int32), list(driving.ACTIONS)
         else:
@@ -205,13 +206,28 @@ class _SequenceTask(Task):
     def datasets(self, cfg: dict, prepared: Prepared, batch_size: int):
         import tensorflow as tf
 
+        per_step = self.per_step
+        # batches of similar lengths, each padded only to its longest sequence (padding costs steps)
+        lengths = prepared.train.lengths
+        bounds = sorted({int(b) for b in np.quantile(lengths, np.linspace(0, 1, 7)[1:-1]) if b > 1})
+
+        def trim(x, y, w, length):
+            if per_step:
+                return x[:length], y[:length], w[:length]
+            return x[:length], y, w
+
         def make(seqs, shuffle):
             x = self.model_inputs(seqs.x, seqs.lengths, prepared.state)
             y, w = self.targets(seqs, prepared.state)
-            ds = tf.data.Dataset.from_tensor_slices((x, y, w))
+            ds = tf.data.Dataset.from_tensor_slices((x, y, w, seqs.lengths.astype(np.int32)))
             if shuffle:
                 ds = ds.shuffle(len(x), seed=cfg["train"]["seed"], reshuffle_each_iteration=True)
-            return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+            ds = ds.map(trim)
+            if not bounds:
+                return ds.padded_batch(batch_size).prefetch(tf.data.AUTOTUNE)
+            ds = ds.bucket_by_sequence_length(lambda x, y, w: tf.shape(x)[0], bounds,
+                                              [batch_size] * (len(bounds) + 1))
+            return ds.prefetch(tf.data.AUTOTUNE)
 
         return make(prepared.train, True), make(prepared.val, False)
 
@@ -325,7 +341,6 @@ class _SequenceTask(Task):
         from nnkit.pipeline import run_config
         from nnkit.predictions import call_endpoint, write_predictions
 
-        self.check_options(options)
         if not inputs:
             raise DataError("predict: give one or more .npz (x [N,T,F], optional lengths) or long .csv files "
                             "(sequence_id,t,features...)")
