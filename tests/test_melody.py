@@ -137,6 +137,15 @@ def test_split_by_tune_keeps_tunes_together():
     assert ch.tune_key("Freu’ dich sehr") == ch.tune_key("Freu' dich sehr") == "freu dich sehr"
 
 
+def test_real_catalogue_split_shares_no_tune():
+    catalogue = ch.catalogue()  # music21's list of the 371 chorales (no parsing)
+    assert len(catalogue) == 371
+    train, val, test = ch.split_by_tune(catalogue, seed=0)
+    assert len(train) + len(val) + len(test) == 371 and 30 <= len(test) <= 45
+    tunes = [{ch.tune_key(c["title"]) for c in part} for part in (train, val, test)]
+    assert not (tunes[0] & tunes[2] or tunes[0] & tunes[1] or tunes[1] & tunes[2])
+
+
 # -- the builder ---------------------------------------------------------------------------
 
 def test_builder_step_matches_full_model_and_rejects_bad_args():
