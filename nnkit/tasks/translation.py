@@ -1,0 +1,442 @@
+"""Translation: sentence pairs in, a seq2seq model with attention, strings out.
+
+Data: the bundled corpus generated from num2words and babel (English ->
+French number words, ordinals, years, dates and times; see
+``nnkit.datasets.number_corpus``), or ``--data pairs.tsv``
+(``source<TAB>target[<TAB>...]``). Sources are split into train /
+validation / test so that no test source is seen in training.
+
+Tokenisation (characters or words), the vocabularies (``StringLookup``,
+built on the training part), decoding (greedy or beam search in a
+``tf.function``) and detokenisation all live in the exported SavedModel:
+its ``translate`` endpoint maps a tf.string vector to a tf.string vector.
+
+Evaluation on the test part: sacrebleu BLEU and chrF on detokenised strings,
+exact match (all inputs and the longest fifth), beside two baselines:
+copying the source, and a word-by-word dictionary learned from the training
+pairs (Dice co-occurrence).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from nnkit.config import Field
+from nnkit.errors import DataError, NnkitError
+from nnkit.runs import fingerprint
+from nnkit.tasks.base import Evaluation, Prepared, Task
+
+LANGS = ("fr", "es", "de", "it", "ja")
+# languages whose number words are written as one long compound (or without spaces): words won't do
+CHAR_LANGS = ("de", "it", "ja")
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("NNKIT_CACHE") or Path.home() / ".cache" / "nnkit") / "number_corpus"
+
+
+def generated_pairs(size: int, target_lang: str, seed: int, max_number: int) -> list[tuple[str, str]]:
+    """The generated corpus, cached as TSV under $NNKIT_CACHE (it takes seconds to render)."""
+    from nnkit.datasets.number_corpus import generate
+
+    path = _cache_dir() / f"en-{target_lang}-{size}-{seed}-{max_number}.tsv"
+    if path.is_file():
+        lines = path.read_text(encoding="utf-8").splitlines()
+        pairs = [tuple(line.split("\t")) for line in lines if line]
+        if len(pairs) == size or (pairs and all(len(p) == 2 for p in pairs)):
+            return pairs
+    pairs = generate(size, target_lang=target_lang, seed=seed, max_number=max_number)
+    try:
+        from nnkit.runs import write_text
+
+        write_text(path, "".join(f"{s}\t{t}\n" for s, t in pairs))
+    except OSError:
+        pass  # a read-only cache is not an error
+    return pairs
+
+
+def tokenization(cfg: dict) -> str:
+    mode = cfg["data"]["tokenize"]
+    if mode != "auto":
+        return mode
+    if not cfg["data"]["path"] and cfg["data"]["target_lang"] in CHAR_LANGS:
+        return "char"
+    return "word"
+
+
+def _vocabulary(token_lists, max_size: int, min_count: int) -> list[str]:
+    from collections import Counter
+
+    from nnkit.builders.seq2seq import SPECIAL_TOKENS
+
+    counts = Counter(t for tokens in token_lists for t in tokens)
+    for special in ("", "[UNK]") + SPECIAL_TOKENS:
+        counts.pop(special, None)
+    ranked = sorted((t for t, c in counts.items() if c >= min_count), key=lambda t: (-counts[t], t))
+    if max_size:
+        ranked = ranked[:max_size]
+    return list(SPECIAL_TOKENS) + ranked
+
+
+def lookup(vocab, invert: bool = False):
+    import keras
+
+    return keras.layers.StringLookup(vocabulary=list(vocab), mask_token="", oov_token="[UNK]", invert=invert)
+
+
+def make_translator(model, state: dict, beam_width: int | None = None):
+    from nnkit.builders.seq2seq import Seq2SeqTranslator
+
+    return Seq2SeqTranslator(model, state["source_vocab"], state["target_vocab"], tokenize=state["tokenize"],
+                             lowercase=state["lowercase"], punctuation_spacing=state["punctuation_spacing"],
+                             max_source_len=state["max_source_len"], max_decode_len=state["max_decode_len"],
+                             beam_width=state["beam_width"] if beam_width is None else beam_width,
+                             length_penalty=state["length_penalty"])
+
+
+def translate_all(translator, sources: list[str], batch_size: int = 256, beam_width: int | None = None):
+    import tensorflow as tf
+
+    out = []
+    for i in range(0, len(sources), batch_size):
+        text = tf.constant(sources[i:i + batch_size])
+        if beam_width is None:
+            result = translator.translate(text)["translation"]
+        else:
+            result = translator.ids_to_text(translator.decode_ids(translator.source_ids(text), beam_width))
+        out += [t.decode("utf-8") for t in result.numpy()]
+    return out
+
+
+def text_scores(hyps: list[str], refs: list[str], canonical: list[str], long_mask) -> dict:
+    """BLEU and chrF (sacrebleu, detokenised strings), exact match overall and on long inputs."""
+    import sacrebleu
+
+    exact = np.array([h == c for h, c in zip(hyps, canonical)], dtype=bool)
+    return {
+        "bleu": float(sacrebleu.corpus_bleu(hyps, [refs]).score),
+        "chrf": float(sacrebleu.corpus_chrf(hyps, [refs]).score),
+        "exact_match": float(exact.mean()) if len(exact) else 0.0,
+        "exact_match_long": float(exact[long_mask].mean()) if long_mask.any() else 0.0,
+    }
+
+
+class TranslationTask(Task):
+    name = "translation"
+    schema = {
+        "data": {
+            "target_lang": Field("fr", "generated corpus: target language (source is English)", choices=LANGS),
+            "size": Field(30000, "generated corpus: unique sentence pairs", min=100),
+            "max_number": Field(999999, "generated corpus: largest cardinal", min=10),
+            "skip_bad_lines": Field(False, "TSV: skip lines that do not split into source<TAB>target"),
+            "limit": Field(0, "TSV: read at most this many pairs (0 = all)", min=0),
+            "normalize": Field("NFC", "Unicode normalisation", choices=("NFC", "NFKC", "none")),
+            "lowercase": Field(False, "lowercase both sides (inside the SavedModel too)"),
+            "punctuation_spacing": Field(True, "word tokens: split punctuation off words"),
+            "tokenize": Field("auto", "tokens: word, char, or auto (char for de/it/ja number words, else word)",
+                              choices=("auto", "word", "char")),
+            "max_length": Field(0, "drop pairs with more tokens than this on either side (0 = keep all)", min=0),
+            "max_vocab": Field(0, "keep the most frequent tokens per side (0 = all)", min=0),
+            "min_count": Field(1, "drop tokens seen fewer times in training", min=1),
+            "val_fraction": Field(0.1, "validation share (by distinct source)", min=0.01, max=0.5),
+            "test_fraction": Field(0.1, "test share (by distinct source)", min=0.01, max=0.5),
+        },
+        "model": {
+            "arch": Field("rnn", "encoder-decoder family", choices=("rnn", "transformer")),
+            "cell": Field("gru", "rnn: recurrent cell", choices=("gru", "lstm")),
+            "attention": Field("additive", "rnn: attention over the encoder outputs",
+                               choices=("none", "additive", "dot")),
+            "bidirectional": Field(True, "rnn: bidirectional encoder"),
+            "depth": Field(1, "recurrent layers (rnn) or blocks (transformer) per side", min=1),
+            "units": Field(128, "recurrent units / transformer width", min=1),
+            "embed_dim": Field(64, "rnn: token embedding size", min=1),
+            "norm": Field("layer", "rnn: layer norm on the attentional vector", choices=("layer", "none")),
+            "dropout": Field(0.0, "dropout rate", min=0.0, max=0.9),
+            "heads": Field(4, "transformer: attention heads", min=1),
+            "ff_dim": Field(256, "transformer: feed-forward width", min=1),
+        },
+        "eval": {
+            "beam_width": Field(1, "decoding beam width (1 = greedy); also the SavedModel's", min=1),
+            "length_penalty": Field(0.6, "beam search: GNMT length-penalty exponent", min=0.0),
+            "max_decode_length": Field(0, "most output tokens (0 = from the longest training target)", min=0),
+            "heatmaps": Field(4, "attention heatmaps for this many test sentences (half of them long)", min=0),
+            "examples": Field(12, "test translations shown in the report", min=0),
+        },
+    }
+    train_defaults = {"epochs": 20, "batch_size": 64, "learning_rate": 0.003, "clipnorm": 1.0, "patience": 3}
+    predict_options = frozenset({"beam"})
+
+    # -- data ---------------------------------------------------------------------------
+    def load(self, cfg: dict) -> Prepared:
+        import tensorflow as tf
+
+        from nnkit.builders.seq2seq import tf_tokenize
+        from nnkit.datasets.number_corpus import split_by_source
+        from nnkit.datasets.pairs import clean_text, read_pairs
+
+        data = cfg["data"]
+        seed = cfg["train"]["seed"]
+        info: dict = {}
+        if data["path"]:
+            pairs, report = read_pairs(data["path"], skip_bad_lines=data["skip_bad_lines"],
+                                       normalize=data["normalize"], lowercase=data["lowercase"],
+                                       limit=data["limit"])
+            source_name = str(data["path"])
+            info = {"lines": report.lines, "bad_lines_skipped": report.bad_lines}
+            if report.bad_lines:
+                info["first_bad_lines"] = ", ".join(map(str, report.first_bad))
+        else:
+            raw = generated_pairs(data["size"], data["target_lang"], seed, data["max_number"])
+            pairs = [(clean_text(s, data["normalize"], data["lowercase"]),
+                      clean_text(t, data["normalize"], data["lowercase"])) for s, t in raw]
+            source_name = f"generated en-{data['target_lang']} numbers/dates/times (num2words + babel)"
+        pairs = list(dict.fromkeys(pairs))  # exact duplicates once
+        mode = tokenization(cfg)
+        lower, punct = data["lowercase"], data["punctuation_spacing"]
+
+        def tokens(texts):
+            if not texts:
+                return []
+            ragged = tf_tokenize(tf.constant(texts), mode, lower, punct)
+            return [[t.decode("utf-8") for t in row] for row in ragged.to_list()]
+
+        src_tokens, tgt_tokens = tokens([s for s, _ in pairs]), tokens([t for _, t in pairs])
+        if data["max_length"]:
+            keep = [i for i, (a, b) in enumerate(zip(src_tokens, tgt_tokens))
+                    if len(a) <= data["max_length"] and len(b) <= data["max_length"]]
+            info["dropped_by_length"] = len(pairs) - len(keep)
+            pairs = [pairs[i] for i in keep]
+        if len(pairs) < 10:
+            raise DataError(f"{source_name}: only {len(pairs)} usable sentence pairs; need at least 10")
+        try:
+            train, val, test = split_by_source(pairs, data["val_fraction"], data["test_fraction"], seed)
+        except ValueError as exc:
+            raise DataError(f"{source_name}: {exc}") from None
+        tr_src, tr_tgt = tokens([s for s, _ in train]), tokens([t for _, t in train])
+        source_vocab = _vocabulary(tr_src, data["max_vocab"], data["min_count"])
+        target_vocab = _vocabulary(tr_tgt, data["max_vocab"], data["min_count"])
+        max_src = max(len(t) for t in tr_src) + 1
+        max_tgt = max(len(t) for t in tr_tgt) + 1
+        max_decode = cfg["eval"]["max_decode_length"] or max_tgt + max(5, max_tgt // 2)
+        state = {
+            "source_vocab": source_vocab, "target_vocab": target_vocab, "tokenize": mode, "lowercase": lower,
+            "punctuation_spacing": punct, "normalize": data["normalize"],
+            "max_source_len": max(max_src + max(5, max_src // 2), 8), "max_decode_len": int(max_decode),
+            "beam_width": cfg["eval"]["beam_width"], "length_penalty": cfg["eval"]["length_penalty"],
+            "target_lang": data["target_lang"] if not data["path"] else "",
+            "examples": [s for s, _ in sorted(test, key=lambda p: len(p[0]))[:: max(1, len(test) // 3)]][:3],
+        }
+        summary = {"source": source_name, "pairs": len(pairs), "train": len(train), "validation": len(val),
+                   "test": len(test), "tokenization": mode, "source vocabulary": len(source_vocab) + 2,
+                   "target vocabulary": len(target_vocab) + 2, "longest source (tokens)": max_src - 1,
+                   "longest target (tokens)": max_tgt - 1, **info}
+        return Prepared(train=train, val=val, test=test, state=state, summary=summary,
+                        fingerprint=fingerprint(source_name, mode, *[f"{s}\t{t}" for s, t in pairs[:50000]]))
+
+    # -- ids ----------------------------------------------------------------------------
+    def _arrays(self, pairs, state):
+        """(source ids [N, S], target_in [N, T], target_out [N, T]) as int32 numpy arrays."""
+        import tensorflow as tf
+
+        from nnkit.builders.seq2seq import END_ID, START_ID, tf_tokenize
+
+        mode, lower, punct = state["tokenize"], state["lowercase"], state["punctuation_spacing"]
+        src = tf_tokenize(tf.constant([s for s, _ in pairs]), mode, lower, punct)
+        src = tf.concat([src, tf.RaggedTensor.from_tensor(tf.fill([src.nrows(), 1], "[END]"))], axis=1)
+        src_ids = tf.cast(lookup(state["source_vocab"])(src), tf.int32).to_tensor(0).numpy()
+        tgt = tf.cast(lookup(state["target_vocab"])(tf_tokenize(tf.constant([t for _, t in pairs]), mode, lower,
+                                                                punct)), tf.int32)
+        n = tgt.nrows()
+        t_in = tf.concat([tf.fill([n, 1], START_ID), tgt], axis=1).to_tensor(0).numpy()
+        t_out = tf.concat([tgt, tf.fill([n, 1], END_ID)], axis=1).to_tensor(0).numpy()
+        return src_ids, t_in, t_out
+
+    def _dataset(self, pairs, state, batch_size, shuffle, seed):
+        import tensorflow as tf
+
+        src, t_in, t_out = self._arrays(pairs, state)
+        ds = tf.data.Dataset.from_tensor_slices((src, t_in, t_out))
+        if shuffle:
+            ds = ds.shuffle(len(src), seed=seed, reshuffle_each_iteration=True)
+
+        def trim(s, ti, to):  # drop the padding columns the whole batch shares
+            s_len = tf.reduce_max(tf.reduce_sum(tf.cast(s != 0, tf.int32), axis=1))
+            t_len = tf.reduce_max(tf.reduce_sum(tf.cast(to != 0, tf.int32), axis=1))
+            to = to[:, :t_len]
+            return (s[:, :s_len], ti[:, :t_len]), to, tf.cast(to != 0, tf.float32)
+
+        return ds.batch(batch_size).map(trim).prefetch(tf.data.AUTOTUNE)
+
+    def datasets(self, cfg: dict, prepared: Prepared, batch_size: int):
+        seed = cfg["train"]["seed"]
+        train = self._dataset(prepared.train, prepared.state, batch_size, True, seed)
+        val = self._dataset(prepared.val, prepared.state, batch_size, False, seed) if prepared.val else None
+        return train, val
+
+    # -- model --------------------------------------------------------------------------
+    def build_model(self, cfg: dict, prepared: Prepared):
+        from nnkit.builders.seq2seq import build_seq2seq
+
+        m, state = cfg["model"], prepared.state
+        return build_seq2seq(len(state["source_vocab"]) + 2, len(state["target_vocab"]) + 2, arch=m["arch"],
+                             cell=m["cell"], embed_dim=m["embed_dim"], units=m["units"], depth=m["depth"],
+                             bidirectional=m["bidirectional"], attention=m["attention"], norm=m["norm"],
+                             dropout=m["dropout"], heads=m["heads"], ff_dim=m["ff_dim"],
+                             max_source_len=state["max_source_len"], max_target_len=state["max_decode_len"],
+                             name="seq2seq")
+
+    def compile_kwargs(self, cfg: dict, prepared: Prepared) -> dict:
+        import keras
+
+        return {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                "weighted_metrics": [keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")]}
+
+    def custom_objects(self) -> dict:
+        from nnkit.builders.seq2seq import PositionalEmbedding
+
+        return {"PositionalEmbedding": PositionalEmbedding}
+
+    # -- evaluation ---------------------------------------------------------------------
+    def canonical(self, texts: list[str], state: dict) -> list[str]:
+        """References as the model can write them: tokenised and detokenised the same way."""
+        import tensorflow as tf
+
+        from nnkit.builders.seq2seq import tf_detokenize, tf_tokenize
+
+        if not texts:
+            return []
+        tokens = tf_tokenize(tf.constant(texts), state["tokenize"], state["lowercase"], state["punctuation_spacing"])
+        return [t.decode("utf-8") for t in tf_detokenize(tokens, state["tokenize"],
+                                                         state["punctuation_spacing"]).numpy()]
+
+    def evaluate(self, model, prepared: Prepared, cfg: dict) -> Evaluation:
+        from nnkit.datasets.pairs import translate_word_by_word, word_dictionary
+
+        state = prepared.state
+        test = prepared.test
+        sources, refs = [s for s, _ in test], [t for _, t in test]
+        translator = make_translator(model, state)
+        hyps = translate_all(translator, sources)
+        canonical = self.canonical(refs, state)
+        lengths = np.array([len(s.split()) if state["tokenize"] == "word" else len(s) for s in sources])
+        cut = np.quantile(lengths, 0.8) if len(lengths) else 0
+        long_mask = lengths >= cut
+        model_scores = text_scores(hyps, refs, canonical, long_mask)
+        copy_scores = text_scores(sources, refs, canonical, long_mask)
+        dictionary = word_dictionary(prepared.train)
+        dict_hyps = [translate_word_by_word(s, dictionary) for s in sources]
+        dict_scores = text_scores(dict_hyps, refs, canonical, long_mask)
+        width = state["beam_width"]
+        decoding = "greedy decoding" if width == 1 else f"beam search (width {width})"
+        verdict = (f"With {decoding}, the model translates {model_scores['exact_match']:.1%} of the "
+                   f"{len(test)} test sources exactly ({model_scores['exact_match_long']:.1%} of the longest fifth), "
+                   f"BLEU {model_scores['bleu']:.1f} and chrF {model_scores['chrf']:.1f}, against BLEU "
+                   f"{copy_scores['bleu']:.1f} for copying the source and {dict_scores['bleu']:.1f} for a "
+                   "word-by-word dictionary.")
+        order = np.argsort(-lengths, kind="stable")
+        n_show = cfg["eval"]["examples"]
+        picks = list(order[: n_show // 2]) + list(range(0, len(test), max(1, len(test) // max(1, n_show - n_show // 2))))
+        seen, rows = set(), []
+        for i in picks:
+            if i in seen or len(rows) >= n_show:
+                continue
+            seen.add(i)
+            mark = "yes" if hyps[i] == canonical[i] else "no"
+            rows.append(f"| {_md(sources[i])} | {_md(refs[i])} | {_md(hyps[i])} | {mark} |")
+        tables = []
+        if rows:
+            tables.append(("Test translations (longest first)",
+                           "| source | reference | model | exact |\n|---|---|---|---|\n" + "\n".join(rows)))
+        return Evaluation(
+            primary="exact_match", higher_is_better=True, model=model_scores,
+            baselines={"copy_source": copy_scores, "word_dictionary": dict_scores}, verdict=verdict, tables=tables,
+            details={"test_pairs": len(test), "decoding": decoding, "long_inputs_min_length": float(cut),
+                     "tokenization": state["tokenize"]},
+            artifacts={"translator": translator, "sources": sources, "lengths": lengths})
+
+    def plots(self, model, prepared: Prepared, evaluation: Evaluation, run) -> list:
+        from nnkit.builders.seq2seq import Seq2SeqDecoder
+
+        n = int(prepared_cfg_heatmaps(run))
+        decoder = Seq2SeqDecoder(model)
+        if not n or decoder.arch != "rnn" or not decoder.has_attention or not evaluation.artifacts.get("sources"):
+            return []
+        sources, lengths = evaluation.artifacts["sources"], evaluation.artifacts["lengths"]
+        order = np.argsort(-lengths, kind="stable")
+        picks = list(dict.fromkeys(list(order[: (n + 1) // 2]) + list(order[len(order) // 2:][: n // 2])))[:n]
+        texts = [sources[i] for i in picks]
+        src_tokens, out_tokens, weights = evaluation.artifacts["translator"].attention(texts)
+        return [attention_heatmaps(texts, src_tokens, out_tokens, weights, run.plot_dir / "attention.png")]
+
+    # -- serving and prediction ---------------------------------------------------------
+    def serving(self, model, state: dict, cfg: dict):
+        translator = make_translator(model, state)
+        examples = state.get("examples") or ["twenty-one"]
+        return translator, {"translate": {"text": np.array(examples)}}
+
+    def predict(self, run, inputs: list, options: dict, echo) -> None:
+        from nnkit.datasets.pairs import clean_text
+        from nnkit.predictions import call_endpoint, write_predictions
+
+        if not inputs:
+            raise NnkitError("give sentences to translate as arguments or with --file (one per line)")
+        state = run.state()
+        texts = [clean_text(t, state.get("normalize", "NFC")) for t in inputs]
+        beam = options.get("beam")
+        if beam is None or beam == state["beam_width"]:
+            outputs = call_endpoint(run, "translate", text=np.array(texts))
+            result = [t.decode("utf-8") for t in outputs["translation"]]
+        else:
+            from nnkit.pipeline import run_config
+            from nnkit.train import load_model
+
+            task = run_config(run).task
+            model = load_model(run.model_file, task.custom_objects())
+            result = translate_all(make_translator(model, state), texts, beam_width=beam)
+        write_predictions([{"source": s, "translation": t} for s, t in zip(inputs, result)], options.get("out"),
+                          echo)
+
+
+def prepared_cfg_heatmaps(run) -> int:
+    try:
+        return int(run.config().get("eval", {}).get("heatmaps", 4))
+    except NnkitError:
+        return 4
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def attention_heatmaps(texts, src_tokens, out_tokens, weights, path):
+    """One heatmap per sentence: output tokens (rows) over source tokens (columns)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from nnkit.report import save_figure
+
+    n = len(texts)
+    cols = 2 if n > 1 else 1
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(7.5 * cols, 5.0 * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    for ax, src, out, w in zip(axes.flat, src_tokens, out_tokens, weights):
+        src = src + ["[END]"]
+        out = out + ["[END]"]
+        matrix = w[: len(out), : len(src)]
+        ax.imshow(matrix, aspect="auto", cmap="viridis", vmin=0.0)
+        ax.set_xticks(range(len(src)))
+        ax.set_xticklabels([s if s != " " else "␣" for s in src], rotation=90, fontsize=7)
+        ax.set_yticks(range(len(out)))
+        ax.set_yticklabels([s if s != " " else "␣" for s in out], fontsize=7)
+        ax.set_xlabel("source")
+        ax.set_ylabel("output")
+    fig.suptitle("Attention weights (greedy decoding, test sentences)")
+    fig.tight_layout()
+    return save_figure(fig, Path(path))
