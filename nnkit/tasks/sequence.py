@@ -66,7 +66,7 @@ class _SequenceTask(Task):
     """What both sequence tasks share: data, scaling, model, serving, prediction."""
 
     per_step: bool = False
-    train_defaults = {"epochs": 20, "batch_size": 64, "patience": 4, "learning_rate": 2e-3}
+    train_defaults = {"epochs": 15, "batch_size": 128, "patience": 3, "learning_rate": 3e-3}
     predict_options = frozenset()
 
     # -- data ---------------------------------------------------------------------------
