@@ -1,0 +1,69 @@
+"""Item embeddings: item2vec, skip-gram with negative sampling (Barkan & Koenigstein 2016)."""
+
+from __future__ import annotations
+
+import keras
+
+from nnkit.builders.blocks import check_positive
+
+
+@keras.saving.register_keras_serializable(package="nnkit")
+class SparseEmbedding(keras.layers.Embedding):
+    """``keras.layers.Embedding`` whose lookup reads only the rows it gathers (TensorFlow).
+
+    Keras's Embedding converts the whole table to a tensor before ``take``;
+    with a 1,000,000-row table the following in-place sparse update then has
+    to copy the table (copy-on-write), every step. Gathering from the
+    variable itself (``ResourceGather``) avoids that copy; the gradient is the
+    same ``IndexedSlices``. Other backends use the parent's lookup.
+    """
+
+    def call(self, inputs):
+        if keras.backend.backend() != "tensorflow":
+            return super().call(inputs)
+        import tensorflow as tf
+
+        if inputs.dtype not in ("int32", "int64"):
+            inputs = keras.ops.cast(inputs, "int32")
+        outputs = tf.nn.embedding_lookup(self.embeddings.value, inputs)
+        return keras.ops.cast(outputs, dtype=self.compute_dtype)
+
+
+def build_item2vec(vocab_size: int, *, dim: int = 64, num_negatives: int = 5, num_categories: int = 0,
+                   name: str = "item2vec") -> keras.Model:
+    """Skip-gram with negative sampling over item ids, optionally with a category head.
+
+    Inputs (a dict):
+        ``target``: int32 ``(batch,)`` item rows;
+        ``contexts``: int32 ``(batch, 1 + num_negatives)``: column 0 is the true
+        context item, the others are sampled negatives.
+
+    Outputs (a dict):
+        ``skipgram``: ``(batch, 1 + num_negatives)`` logits of the dot products
+        ``target · context`` (train with sigmoid cross-entropy against
+        ``[1, 0, ..., 0]``);
+        ``category`` (only when ``num_categories > 0``): ``(batch, num_categories)``
+        logits of the target item's category, from the same target embedding.
+
+    The item vectors are the weights of the layer ``{name}_target``. Both
+    tables are looked up by gather, so their gradients are ``IndexedSlices``
+    touching only the rows in the batch; plain SGD (no momentum) keeps the
+    update sparse, Adam and momentum densify it (see docs/products.md).
+    """
+    check_positive("vocab_size", vocab_size)
+    check_positive("dim", dim)
+    check_positive("num_negatives", num_negatives)
+    check_positive("num_categories", num_categories, allow_zero=True)
+    target = keras.Input(shape=(), dtype="int32", name="target")
+    contexts = keras.Input(shape=(1 + num_negatives,), dtype="int32", name="contexts")
+    scale = 0.5 / dim  # word2vec's initialisation: small uniform targets, zero contexts
+    target_vectors = SparseEmbedding(
+        vocab_size, dim, embeddings_initializer=keras.initializers.RandomUniform(-scale, scale),
+        name=f"{name}_target")(target)
+    context_vectors = SparseEmbedding(vocab_size, dim, embeddings_initializer="zeros",
+                                   name=f"{name}_context")(contexts)
+    logits = keras.layers.Dot(axes=(1, 2), name=f"{name}_dot")([target_vectors, context_vectors])
+    outputs = {"skipgram": logits}
+    if num_categories:
+        outputs["category"] = keras.layers.Dense(num_categories, name=f"{name}_category")(target_vectors)
+    return keras.Model({"target": target, "contexts": contexts}, outputs, name=name)

@@ -1,0 +1,385 @@
+"""User sessions for item embeddings: reading them, and turning them into skip-gram pairs.
+
+A sessions CSV has one row per event::
+
+    session_id,item_id[,timestamp]
+
+(events are ordered by timestamp within a session when the column is
+there, else kept in file order), plus an optional items CSV
+``item_id,category[,name]``. Column names are mapped by config, so an
+invoice table such as the UCI Online Retail data reads as it is::
+
+    --set data.session_column=InvoiceNo --set data.item_column=StockCode \\
+    --set data.name_column=Description --set data.timestamp_column=InvoiceDate
+
+Everything is held as flat NumPy arrays (:class:`SessionData`): ``tokens``
+(one int32 item row per event, sessions concatenated) and ``offsets``
+(session ``s`` is ``tokens[offsets[s]:offsets[s+1]]``).
+
+:func:`skipgram_dataset` produces the training pairs in tf.data, vectorised
+per batch of centre positions: windows, word2vec's shrunk windows and
+frequent-item subsampling, negatives from the unigram distribution raised to
+0.75 (by ``searchsorted`` on its cumulative sum). TensorFlow is imported
+inside the functions that need it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from nnkit.errors import DataError
+
+
+@dataclass
+class SessionData:
+    tokens: np.ndarray  # int32 item row per event
+    offsets: np.ndarray  # int64, n_sessions + 1
+    item_ids: np.ndarray  # str per row (rows sorted by count, most frequent first)
+    counts: np.ndarray  # int64 occurrences per row
+    categories: np.ndarray  # int32 category index per row, -1 unknown
+    category_names: list = field(default_factory=list)
+    names: np.ndarray | None = None  # str per row ('' unknown), or None
+    summary: dict = field(default_factory=dict)
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.item_ids.size)
+
+    @property
+    def n_sessions(self) -> int:
+        return int(self.offsets.size - 1)
+
+    def session_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per event: the start and end (exclusive) position of its session, int32 or int64."""
+        lengths = np.diff(self.offsets)
+        dtype = np.int32 if self.tokens.size < 2**31 else np.int64
+        return (np.repeat(self.offsets[:-1], lengths).astype(dtype),
+                np.repeat(self.offsets[1:], lengths).astype(dtype))
+
+
+# -- building SessionData ------------------------------------------------------------------
+
+def from_arrays(tokens, offsets, item_ids, categories=None, category_names=(), names=None,
+                min_count: int = 1, source: str = "sessions") -> SessionData:
+    """Index items by frequency, drop rare items and sessions shorter than 2; report the counts.
+
+    ``tokens`` index into ``item_ids`` (and ``categories``/``names``, per item).
+    """
+    tokens = np.asarray(tokens)
+    offsets = np.asarray(offsets, dtype=np.int64)
+    item_ids = np.asarray(item_ids)
+    n_items = item_ids.size
+    counts = np.bincount(tokens, minlength=n_items)
+    keep_item = counts >= max(1, min_count)
+    dropped_items = int(((counts > 0) & ~keep_item).sum())
+    dropped_events = int(counts[~keep_item].sum())
+    # rows: kept items by count (descending), ties by first index (stable)
+    kept = np.flatnonzero(keep_item)
+    kept = kept[np.argsort(-counts[kept], kind="stable")]
+    row_of = np.full(n_items, -1, np.int64)
+    row_of[kept] = np.arange(kept.size)
+    rows = row_of[tokens]
+    lengths = np.diff(offsets)
+    session_of = np.repeat(np.arange(lengths.size), lengths)
+    ok = rows >= 0
+    rows, session_of = rows[ok], session_of[ok]
+    new_lengths = np.bincount(session_of, minlength=lengths.size)
+    long_enough = new_lengths >= 2
+    dropped_sessions = int((~long_enough).sum())
+    keep_event = long_enough[session_of]
+    rows = rows[keep_event]
+    new_lengths = new_lengths[long_enough]
+    if rows.size == 0:
+        raise DataError(f"{source}: no session has 2 or more items left after dropping items seen fewer "
+                        f"than data.min_count={min_count} times; lower data.min_count or give longer "
+                        "sessions")
+    # items seen only in dropped sessions leave the vocabulary too (no training signal)
+    kept_before = kept.size
+    final_counts = np.bincount(rows, minlength=kept.size)
+    present = np.flatnonzero(final_counts > 0)  # already in count order; re-rank by final counts
+    present = present[np.argsort(-final_counts[present], kind="stable")]
+    remap = np.full(kept.size, -1, np.int64)
+    remap[present] = np.arange(present.size)
+    rows = remap[rows]
+    kept = kept[present]
+    out_offsets = np.zeros(new_lengths.size + 1, np.int64)
+    np.cumsum(new_lengths, out=out_offsets[1:])
+    cats = (np.full(n_items, -1, np.int32) if categories is None else np.asarray(categories, np.int32))
+    data = SessionData(
+        tokens=rows.astype(np.int32),
+        offsets=out_offsets,
+        item_ids=item_ids[kept].astype(str),
+        counts=final_counts[present].astype(np.int64),
+        categories=cats[kept],
+        category_names=list(category_names),
+        names=None if names is None else np.asarray(names, dtype=str)[kept],
+    )
+    data.summary = {
+        "sessions": data.n_sessions,
+        "events": int(data.tokens.size),
+        "items": data.vocab_size,
+        "items with a category": int((data.categories >= 0).sum()),
+        "categories": len(data.category_names),
+        "min_count": int(min_count),
+        "items dropped (min_count)": dropped_items,
+        "items dropped (only in short sessions)": int(kept_before - kept.size),
+        "events dropped (min_count)": dropped_events,
+        "sessions dropped (< 2 items)": dropped_sessions,
+        "mean session length": round(float(data.tokens.size) / max(1, data.n_sessions), 2),
+    }
+    return data
+
+
+def from_shop(shop, n_sessions: int, min_count: int = 1) -> SessionData:
+    tokens, offsets = shop.sessions(n_sessions)
+    data = from_arrays(tokens, offsets, shop.product_ids(), shop.categories, shop.category_names(),
+                       min_count=min_count, source="shop generator")
+    return data
+
+
+# -- reading CSV files ---------------------------------------------------------------------
+
+def _read_csv(path: Path, what: str, needed: dict):
+    """Read a CSV with pandas; ``needed`` maps config key -> column name that must exist."""
+    import pandas as pd
+
+    if not path.exists():
+        raise DataError(f"{what} not found: {path}")
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder; expected a {what} (CSV)")
+    if path.stat().st_size == 0 or not path.read_bytes()[:65536].strip():
+        raise DataError(f"{path}: empty file; expected a CSV with a header such as "
+                        f"{','.join(needed.values())}")
+    columns = list(needed.values())
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=True, skipinitialspace=True,
+                            encoding="utf-8")
+    except UnicodeDecodeError:
+        try:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=True, skipinitialspace=True,
+                                encoding="latin-1")
+        except Exception as exc:  # pragma: no cover - pandas' own parse errors
+            raise DataError(f"{path}: cannot parse as CSV ({exc})") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: empty file; expected a CSV with a header such as {','.join(columns)}") from None
+    except pd.errors.ParserError as exc:
+        raise DataError(f"{path}: cannot parse as CSV ({str(exc).strip()})") from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    for key, column in needed.items():
+        if column not in frame.columns:
+            raise DataError(f"{path}: no column {column!r} (config key {key}); the file has columns "
+                            f"{', '.join(repr(c) for c in frame.columns)}; set {key} to one of them")
+    if frame.empty:
+        raise DataError(f"{path}: has a header but no rows")
+    return frame
+
+
+def _check_no_missing(frame, path: Path, column: str, key: str, expected: str) -> None:
+    missing = frame[column].isna() | (frame[column].str.strip() == "")
+    if missing.any():
+        first = int(np.flatnonzero(missing.to_numpy())[0])
+        raise DataError(f"{path}, line {first + 2}, column {column!r}: empty value "
+                        f"({int(missing.sum())} of {len(frame)} rows); expected {expected} "
+                        f"in every row (config key {key})")
+
+
+def read_sessions(path, *, items_path: str = "", session_column: str = "session_id",
+                  item_column: str = "item_id", timestamp_column: str = "timestamp",
+                  category_column: str = "category", name_column: str = "name",
+                  min_count: int = 1) -> SessionData:
+    """Read a sessions CSV (and optional items CSV) into :class:`SessionData`.
+
+    The timestamp, category and name columns are optional in the sessions file
+    (used when present); an items file must have the item and category columns.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    frame = _read_csv(path, "sessions file", {"data.session_column": session_column,
+                                              "data.item_column": item_column})
+    _check_no_missing(frame, path, session_column, "data.session_column", "a session id")
+    _check_no_missing(frame, path, item_column, "data.item_column", "an item id")
+    sessions = frame[session_column].str.strip()
+    items = frame[item_column].str.strip()
+    order = np.arange(len(frame))
+    if timestamp_column and timestamp_column in frame.columns:
+        raw = frame[timestamp_column]
+        stamps = pd.to_numeric(raw, errors="coerce")
+        if stamps.isna().any():
+            stamps = pd.to_datetime(raw, errors="coerce", format="mixed")
+            stamps = stamps.astype("int64").where(stamps.notna())
+        bad = stamps.isna().to_numpy()
+        if bad.any():
+            first = int(np.flatnonzero(bad)[0])
+            raise DataError(f"{path}, line {first + 2}, column {timestamp_column!r}: cannot read "
+                            f"{raw.iloc[first]!r} as a time; expected a number or a date "
+                            "(or set data.timestamp_column = \"\" to keep the file order)")
+        stamps = stamps.to_numpy(dtype=np.float64)
+    else:
+        stamps = np.zeros(len(frame))
+    session_codes, session_uniques = pd.factorize(sessions, sort=False)  # order of first appearance
+    order = np.lexsort((order, stamps, session_codes))
+    item_codes, item_uniques = pd.factorize(items, sort=False)
+    tokens = item_codes[order]
+    lengths = np.bincount(session_codes, minlength=len(session_uniques))
+    offsets = np.zeros(lengths.size + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    item_ids = np.asarray(item_uniques, dtype=str)
+
+    categories, category_names, names = None, [], None
+    cat_source = name_source = None
+    if items_path:
+        ipath = Path(items_path)
+        iframe = _read_csv(ipath, "items file", {"data.item_column": item_column if item_column in
+                                                 _header(ipath) else "item_id",
+                                                 "data.category_column": category_column})
+        icol = item_column if item_column in iframe.columns else "item_id"
+        _check_no_missing(iframe, ipath, icol, "data.item_column", "an item id")
+        iframe = iframe.assign(**{icol: iframe[icol].str.strip()}).drop_duplicates(icol, keep="first")
+        cat_source = iframe.set_index(icol)[category_column]
+        if name_column and name_column in iframe.columns:
+            name_source = iframe.set_index(icol)[name_column]
+    if cat_source is None and category_column and category_column in frame.columns:
+        cat_source = frame.assign(_i=items).groupby("_i", sort=False)[category_column].first()
+    if name_source is None and name_column and name_column in frame.columns:
+        name_source = frame.assign(_i=items).groupby("_i", sort=False)[name_column].first()
+    if cat_source is not None:
+        per_item = cat_source.reindex(item_ids)
+        per_item = per_item.where(per_item.notna() & (per_item.astype(str).str.strip() != ""))
+        codes, uniques = pd.factorize(per_item.astype("string").str.strip(), sort=True)
+        categories = codes.astype(np.int32)  # NaN -> -1
+        category_names = [str(u) for u in uniques]
+    if name_source is not None:
+        names = name_source.reindex(item_ids).fillna("").astype(str).str.strip().to_numpy(dtype=str)
+    data = from_arrays(tokens, offsets, item_ids, categories, category_names, names,
+                       min_count=min_count, source=str(path))
+    if items_path:
+        data.summary["items file"] = str(items_path)
+    return data
+
+
+def _header(path: Path) -> list[str]:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return [c.strip() for c in handle.readline().strip().split(",")]
+    except OSError:
+        return []
+
+
+# -- skip-gram pairs -------------------------------------------------------------------------
+
+def skipgram_pairs(tokens, offsets, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every (target, context) pair within ``window`` positions in the same session (NumPy).
+
+    The reference the tf.data pipeline is tested against, and the co-occurrence
+    counts of the PPMI baseline. Pairs come out grouped by distance.
+    """
+    tokens = np.asarray(tokens)
+    offsets = np.asarray(offsets)
+    session = np.repeat(np.arange(offsets.size - 1), np.diff(offsets))
+    targets, contexts = [], []
+    for d in range(1, window + 1):
+        same = session[:-d] == session[d:]
+        left, right = tokens[:-d][same], tokens[d:][same]
+        targets += [left, right]
+        contexts += [right, left]
+    return np.concatenate(targets), np.concatenate(contexts)
+
+
+def noise_distribution(counts, power: float = 0.75) -> np.ndarray:
+    """Cumulative unigram^power distribution (float64, last value 1.0) for negative sampling."""
+    weights = np.asarray(counts, np.float64) ** power
+    cdf = np.cumsum(weights)
+    return cdf / cdf[-1]
+
+
+def keep_probabilities(counts, sample: float) -> np.ndarray:
+    """word2vec's subsampling: P(keep) = (sqrt(f / s) + 1) * s / f, capped at 1 (s=0: keep all)."""
+    counts = np.asarray(counts, np.float64)
+    if sample <= 0:
+        return np.ones_like(counts, dtype=np.float32)
+    threshold = sample * counts.sum()
+    keep = (np.sqrt(counts / threshold) + 1.0) * threshold / np.maximum(counts, 1.0)
+    return np.minimum(keep, 1.0).astype(np.float32)
+
+
+def skipgram_dataset(data: SessionData, *, window: int = 3, negatives: int = 5, centers_per_batch: int = 512,
+                     power: float = 0.75, sample: float = 1e-3, shrink: bool = True, seed: int = 0,
+                     category_labels: np.ndarray | None = None, labels: bool = True):
+    """tf.data of skip-gram batches: ``({"target", "contexts"}, {"skipgram"[, "category"]})``.
+
+    One element per batch of ``centers_per_batch`` centre positions (a fresh
+    permutation every epoch); each centre gives up to ``2 * window`` pairs, so
+    batches vary in size. ``contexts[:, 0]`` is the true context, the other
+    columns negatives drawn from unigram^``power``. ``shrink`` draws each
+    centre's window uniformly in 1..window (word2vec). ``sample`` drops
+    frequent items per occurrence (0 = off). ``category_labels`` (int per
+    item, -1 unknown) adds the target's category as a second label.
+    The dataset has a known cardinality (batches per epoch).
+    """
+    import tensorflow as tf
+
+    n = int(data.tokens.size)
+    batches = -(-n // centers_per_batch)
+    starts, ends = data.session_bounds()
+    tokens_t = tf.constant(data.tokens, tf.int32)
+    starts_t = tf.constant(starts.astype(np.int32))
+    ends_t = tf.constant(ends.astype(np.int32))
+    cdf_t = tf.constant(noise_distribution(data.counts, power), tf.float64)
+    keep_t = tf.constant(keep_probabilities(data.counts, sample))
+    subsample = sample > 0
+    offs = np.concatenate([np.arange(-window, 0), np.arange(1, window + 1)]).astype(np.int32)
+    offs_t = tf.constant(offs)
+    dist_t = tf.constant(np.abs(offs))
+    vocab = data.vocab_size
+    cats_t = None if category_labels is None else tf.constant(np.asarray(category_labels, np.int32))
+    label_row = tf.constant([[1.0] + [0.0] * negatives])
+
+    def epoch(s):
+        perm = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int32),
+                                                       seed=tf.stack([s, tf.constant(1, tf.int64)]))
+        perm = tf.pad(perm, [[0, batches * centers_per_batch - n]], constant_values=-1)
+        perm = tf.reshape(perm, [batches, centers_per_batch])
+        return tf.data.Dataset.from_tensor_slices(
+            (perm, tf.range(batches, dtype=tf.int64), tf.fill([batches], s)))
+
+    def make(centers, index, s):
+        seed_a = tf.stack([s, index * 4 + 2])
+        seed_b = tf.stack([s, index * 4 + 3])
+        seed_c = tf.stack([s, index * 4 + 4])
+        valid = centers >= 0
+        centers = tf.maximum(centers, 0)
+        pos = centers[:, None] + offs_t[None, :]
+        mask = (pos >= tf.gather(starts_t, centers)[:, None]) & (pos < tf.gather(ends_t, centers)[:, None])
+        mask &= valid[:, None]
+        if shrink and window > 1:
+            reach = tf.random.stateless_uniform([centers_per_batch], seed_a, minval=1, maxval=window + 1,
+                                                dtype=tf.int32)
+            mask &= dist_t[None, :] <= reach[:, None]
+        pos = tf.clip_by_value(pos, 0, n - 1)
+        target = tf.gather(tokens_t, centers)
+        context = tf.gather(tokens_t, pos)
+        if subsample:
+            u = tf.random.stateless_uniform([centers_per_batch, 2 * window + 1], seed_b)
+            mask &= (u[:, :1] < tf.gather(keep_t, target)[:, None]) & (u[:, 1:] < tf.gather(keep_t, context))
+        target = tf.boolean_mask(tf.broadcast_to(target[:, None], tf.shape(pos)), mask)
+        context = tf.boolean_mask(context, mask)
+        m = tf.shape(target)[0]
+        draws = tf.random.stateless_uniform([1, m * negatives], seed_c, dtype=tf.float64)
+        noise = tf.searchsorted(cdf_t[None, :], draws, side="right", out_type=tf.int32)
+        noise = tf.reshape(tf.minimum(noise, vocab - 1), [m, negatives])
+        x = {"target": target, "contexts": tf.concat([context[:, None], noise], axis=1)}
+        if not labels:
+            return x
+        y = {"skipgram": tf.tile(label_row, [m, 1])}
+        if cats_t is not None:
+            y["category"] = tf.gather(cats_t, target)
+        return x, y
+
+    ds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
+    ds = ds.flat_map(epoch).map(make, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.apply(tf.data.experimental.assert_cardinality(batches))
+    return ds.prefetch(tf.data.AUTOTUNE)

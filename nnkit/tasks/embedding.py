@@ -1,0 +1,509 @@
+"""Item embeddings from user sessions: item2vec (skip-gram with negative sampling).
+
+The notes' shop: millions of sparse product ids become dense vectors in which
+products of the same category sit together. Data: a seeded shop generator
+with planted categories (bundled), or a sessions CSV (``--data``) with an
+optional items CSV (``data.items``) naming each item's category.
+
+Evaluation is *category recovery* on held-out items with known categories
+(their categories are never shown to the optional category head): kNN
+category accuracy (majority of the ``eval.k`` nearest by cosine), precision@k
+and a cross-validated logistic-regression probe, beside two baselines on the
+same items: random vectors, and truncated SVD of the PPMI co-occurrence matrix
+of the same sessions and window.
+
+Serving: the SavedModel maps item ids (strings) to vectors (``embed``) and to
+the top-k similar item ids with cosine scores (``similar``), lookup table and
+brute-force top-k inside the graph; unknown ids answer ``known = False``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from nnkit.config import Field
+from nnkit.errors import DataError, NnkitError
+from nnkit.runs import fingerprint
+from nnkit.tasks.base import Evaluation, Prepared, Task
+
+UNKNOWN = ""  # the id, name and category an unknown item gets in the SavedModel's answers
+
+
+# -- data ------------------------------------------------------------------------------------
+
+def load_sessions(data_cfg: dict):
+    from nnkit.datasets import sessions as S
+
+    if data_cfg["path"]:
+        return S.read_sessions(
+            data_cfg["path"], items_path=data_cfg["items"], session_column=data_cfg["session_column"],
+            item_column=data_cfg["item_column"], timestamp_column=data_cfg["timestamp_column"],
+            category_column=data_cfg["category_column"], name_column=data_cfg["name_column"],
+            min_count=data_cfg["min_count"]), f"sessions csv {Path(data_cfg['path']).name}"
+    if data_cfg["items"]:
+        raise DataError("data.items needs a sessions file too: give --data sessions.csv")
+    from nnkit.datasets.shop import Shop
+
+    try:
+        shop = Shop(n_products=data_cfg["products"], n_categories=data_cfg["categories"],
+                    mean_length=data_cfg["session_length"], noise=data_cfg["noise"], zipf=data_cfg["zipf"],
+                    seed=data_cfg["seed"])
+    except ValueError as exc:
+        raise DataError(f"shop generator: {exc}") from None
+    data = S.from_shop(shop, data_cfg["sessions"], min_count=data_cfg["min_count"])
+    return data, (f"shop generator: {data_cfg['products']} products, {data_cfg['categories']} categories, "
+                  f"{data_cfg['sessions']} sessions, noise {data_cfg['noise']}")
+
+
+def split_items(categories: np.ndarray, test_fraction: float, seed: int) -> np.ndarray:
+    """Rows of held-out items (with a known category); the rest may train the category head."""
+    known = np.flatnonzero(categories >= 0)
+    rng = np.random.default_rng([seed, 7])
+    n_test = int(round(known.size * test_fraction))
+    if known.size >= 2:
+        n_test = min(max(n_test, 1), known.size - 1)
+    return np.sort(rng.choice(known, size=n_test, replace=False)) if n_test else known[:0]
+
+
+# -- metrics (NumPy and scikit-learn; shared by the task and bench/) -------------------------
+
+def normalize(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+def nearest(normed: np.ndarray, queries: np.ndarray, k: int, pool: np.ndarray | None = None,
+            chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest rows (cosine) to each query row, excluding itself: (rows, scores)."""
+    pool = np.arange(normed.shape[0]) if pool is None else np.asarray(pool)
+    candidates = normed[pool]
+    k = min(k, pool.size - 1)
+    rows = np.empty((queries.size, k), np.int64)
+    scores = np.empty((queries.size, k), np.float32)
+    position = np.full(normed.shape[0], -1, np.int64)
+    position[pool] = np.arange(pool.size)
+    chunk = max(1, min(chunk, int(2e8 // max(1, pool.size))))  # ~0.8 GB of scores at most
+    for start in range(0, queries.size, chunk):
+        q = queries[start:start + chunk]
+        sims = normed[q] @ candidates.T
+        own = position[q]
+        has = own >= 0
+        sims[np.flatnonzero(has), own[has]] = -np.inf
+        top = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < pool.size else np.argsort(-sims, axis=1)
+        top_scores = np.take_along_axis(sims, top, axis=1)
+        order = np.argsort(-top_scores, axis=1, kind="stable")
+        rows[start:start + q.size] = pool[np.take_along_axis(top, order, axis=1)]
+        scores[start:start + q.size] = np.take_along_axis(top_scores, order, axis=1)
+    return rows, scores
+
+
+def majority(labels: np.ndarray) -> np.ndarray:
+    """Most common label per row; ties go to the label seen first (the nearest)."""
+    same = labels[:, :, None] == labels[:, None, :]
+    votes = same.sum(axis=2)
+    return labels[np.arange(labels.shape[0]), np.argmax(votes, axis=1)]
+
+
+def category_metrics(vectors: np.ndarray, categories: np.ndarray, queries: np.ndarray, *, k: int = 10,
+                     probe_folds: int = 3, probe_max: int = 5000, seed: int = 0) -> dict:
+    """kNN category accuracy, precision@k and a linear probe for ``queries`` (rows).
+
+    Neighbours are searched among every item with a known category.
+    """
+    normed = normalize(vectors)
+    pool = np.flatnonzero(categories >= 0)
+    rows, _ = nearest(normed, queries, k, pool)
+    truth = categories[queries]
+    neighbour_cats = categories[rows]
+    out = {
+        "knn_accuracy": float(np.mean(majority(neighbour_cats) == truth)),
+        f"precision_at_{k}": float(np.mean(neighbour_cats == truth[:, None])),
+    }
+    if probe_folds >= 2:
+        out["probe_accuracy"] = linear_probe(normed, categories, queries, probe_folds, probe_max, seed)
+    return out
+
+
+def linear_probe(normed, categories, queries, folds: int, max_items: int, seed: int) -> float | None:
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import KFold, cross_val_score
+
+    rng = np.random.default_rng([seed, 11])
+    rows = queries if queries.size <= max_items else np.sort(rng.choice(queries, max_items, replace=False))
+    if rows.size < 2 * folds or np.unique(categories[rows]).size < 2:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        scores = cross_val_score(LogisticRegression(max_iter=300, C=10.0), normed[rows], categories[rows],
+                                 cv=KFold(folds, shuffle=True, random_state=seed), n_jobs=1)
+    return float(np.mean(scores))
+
+
+def ppmi_svd(tokens, offsets, vocab_size: int, dim: int, window: int, seed: int = 0,
+             cds: float = 0.75) -> np.ndarray:
+    """Truncated SVD of the PPMI item-item co-occurrence matrix (Levy et al. 2015): U * sqrt(S)."""
+    import scipy.sparse as sp
+    from sklearn.decomposition import TruncatedSVD
+
+    from nnkit.datasets.sessions import skipgram_pairs
+
+    targets, contexts = skipgram_pairs(tokens, offsets, window)
+    counts = sp.coo_matrix((np.ones(targets.size, np.float32), (targets, contexts)),
+                           shape=(vocab_size, vocab_size)).tocsr()
+    counts.sum_duplicates()
+    total = counts.sum()
+    row = np.asarray(counts.sum(axis=1)).ravel()
+    col = np.asarray(counts.sum(axis=0)).ravel() ** cds  # context-distribution smoothing
+    col_p = col / col.sum()
+    coo = counts.tocoo()
+    pmi = np.log(coo.data / total) - np.log(row[coo.row] / total) - np.log(col_p[coo.col])
+    keep = pmi > 0
+    ppmi = sp.csr_matrix((pmi[keep], (coo.row[keep], coo.col[keep])), shape=counts.shape)
+    components = max(1, min(dim, vocab_size - 1))
+    svd = TruncatedSVD(n_components=components, random_state=seed, algorithm="randomized", n_iter=5)
+    us = svd.fit_transform(ppmi)  # U * S
+    vectors = us / np.sqrt(np.maximum(svd.singular_values_, 1e-12))
+    if components < dim:
+        vectors = np.pad(vectors, [(0, 0), (0, dim - components)])
+    return vectors.astype(np.float32)
+
+
+# -- the task ---------------------------------------------------------------------------------
+
+class EmbeddingTask(Task):
+    name = "embedding"
+    schema = {
+        "data": {
+            "items": Field("", "items CSV (item_id,category[,name]) naming categories of --data's items"),
+            "session_column": Field("session_id", "sessions CSV: the session (basket, invoice, user) column"),
+            "item_column": Field("item_id", "sessions and items CSV: the item id column"),
+            "timestamp_column": Field("timestamp", "sessions CSV: orders events in a session when present "
+                                                   "(numbers or dates); '' keeps the file order"),
+            "category_column": Field("category", "items CSV (or sessions CSV): the category column"),
+            "name_column": Field("name", "items CSV (or sessions CSV): an item's readable name"),
+            "min_count": Field(2, "drop items seen fewer times (counted in the report)", min=1),
+            "products": Field(10000, "shop generator: products", min=2),
+            "categories": Field(100, "shop generator: categories", min=1),
+            "sessions": Field(20000, "shop generator: sessions", min=1),
+            "session_length": Field(8.0, "shop generator: mean session length", min=2.0),
+            "noise": Field(0.3, "shop generator: share of items drawn outside the session's category",
+                           min=0.0, max=1.0),
+            "zipf": Field(1.0, "shop generator: Zipf exponent of product popularity", min=0.0),
+            "seed": Field(0, "shop generator seed", min=0),
+        },
+        "model": {
+            "dim": Field(64, "embedding dimension", min=1),
+            "window": Field(3, "context window: items on each side within a session", min=1),
+            "negatives": Field(5, "negative samples per positive pair", min=1),
+            "noise_power": Field(0.75, "negatives from the unigram distribution raised to this power",
+                                 min=0.0, max=1.0),
+            "subsample": Field(1e-3, "word2vec frequent-item subsampling threshold (0 = off)", min=0.0),
+            "shrink_window": Field(True, "draw each centre's window in 1..window (word2vec)"),
+            "category_weight": Field(0.0, "> 0: the embedding also predicts the item's category "
+                                          "(loss weight), where categories are known", min=0.0),
+        },
+        "eval": {
+            "k": Field(10, "neighbours for kNN accuracy and precision@k", min=1),
+            "test_fraction": Field(0.3, "share of items with a known category held out for evaluation "
+                                        "(never shown to the category head)", min=0.05, max=1.0),
+            "sample": Field(5000, "at most this many held-out items are evaluated", min=10),
+            "probe_folds": Field(3, "linear-probe cross-validation folds (0 = no probe)", min=0),
+            "projector_items": Field(10000, "most frequent items written to embeddings.tsv", min=1),
+            "map_items": Field(3000, "items in the 2-D PCA map", min=10),
+        },
+    }
+    # plain SGD keeps the embedding updates sparse (Adam's moments touch every row each
+    # step); the loss is summed over pairs, so the rate is per pair, as in word2vec
+    train_defaults = {"optimizer": "sgd", "momentum": 0.0, "learning_rate": 0.5, "schedule": "cosine",
+                      "epochs": 12, "batch_size": 1024, "early_stopping": False, "patience": 2,
+                      "steps_per_execution": 8}
+    predict_options = frozenset({"similar", "k"})
+
+    # -- data and model ---------------------------------------------------------------------
+    def load(self, cfg: dict) -> Prepared:
+        data, source = load_sessions(cfg["data"])
+        seed = cfg["train"]["seed"]
+        test_rows = split_items(data.categories, cfg["eval"]["test_fraction"], seed)
+        train_categories = data.categories.copy()
+        train_categories[test_rows] = -1
+        state = {
+            "item_ids": data.item_ids.tolist(),
+            "categories": data.categories.tolist(),
+            "category_names": list(data.category_names),
+            "names": None if data.names is None else data.names.tolist(),
+            "dim": cfg["model"]["dim"],
+        }
+        summary = {"source": source, **data.summary, "held-out items (evaluation)": int(test_rows.size)}
+        return Prepared(train=data, val=None, test=test_rows, state=state, summary=summary,
+                        fingerprint=fingerprint(data.tokens, data.offsets, data.item_ids.astype("U")),
+                        extra={"train_categories": train_categories})
+
+    def _category_head(self, cfg, prepared) -> int:
+        if cfg["model"]["category_weight"] > 0 and (prepared.extra["train_categories"] >= 0).any():
+            return len(prepared.train.category_names)
+        return 0
+
+    def build_model(self, cfg: dict, prepared: Prepared):
+        from nnkit.builders.embedding import build_item2vec
+
+        m = cfg["model"]
+        return build_item2vec(prepared.train.vocab_size, dim=m["dim"], num_negatives=m["negatives"],
+                              num_categories=self._category_head(cfg, prepared))
+
+    def compile_kwargs(self, cfg: dict, prepared: Prepared) -> dict:
+        import keras
+
+        loss = {"skipgram": keras.losses.BinaryCrossentropy(from_logits=True, reduction="sum")}
+        weights = {"skipgram": 1.0}
+        if self._category_head(cfg, prepared):
+            loss["category"] = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=-1,
+                                                                         reduction="sum")
+            weights["category"] = cfg["model"]["category_weight"]
+        return {"loss": loss, "loss_weights": weights}
+
+    def datasets(self, cfg: dict, prepared: Prepared, batch_size: int):
+        from nnkit.datasets.sessions import skipgram_dataset
+
+        m = cfg["model"]
+        cats = prepared.extra["train_categories"] if self._category_head(cfg, prepared) else None
+        train = skipgram_dataset(prepared.train, window=m["window"], negatives=m["negatives"],
+                                 centers_per_batch=batch_size, power=m["noise_power"], sample=m["subsample"],
+                                 shrink=m["shrink_window"], seed=cfg["train"]["seed"], category_labels=cats)
+        return train, None
+
+    def custom_objects(self) -> dict:
+        from nnkit.builders.embedding import SparseEmbedding
+
+        return {"SparseEmbedding": SparseEmbedding}
+
+    # -- evaluation ---------------------------------------------------------------------------
+    @staticmethod
+    def vectors(model) -> np.ndarray:
+        layer = next(layer for layer in model.layers if layer.name.endswith("_target"))
+        return np.asarray(layer.get_weights()[0])
+
+    def evaluate(self, model, prepared: Prepared, cfg: dict) -> Evaluation:
+        data, e = prepared.train, cfg["eval"]
+        seed = cfg["train"]["seed"]
+        vectors = self.vectors(model)
+        queries = prepared.test
+        if queries.size > e["sample"]:
+            queries = np.sort(np.random.default_rng([seed, 5]).choice(queries, e["sample"], replace=False))
+        k = e["k"]
+        details = {"items": data.vocab_size, "queries": int(queries.size)}
+        if queries.size == 0 or (data.categories >= 0).sum() <= k:
+            return Evaluation(
+                primary="knn_accuracy", higher_is_better=True, model={}, baselines={}, details=details,
+                verdict="No categories known for enough items, so category recovery cannot be measured: "
+                        "give data.items = items.csv (item_id,category) or data.category_column.",
+                artifacts={"vectors": vectors})
+        kwargs = dict(k=k, probe_folds=e["probe_folds"], seed=seed)
+        timings = {}
+        t0 = time.perf_counter()
+        model_metrics = category_metrics(vectors, data.categories, queries, **kwargs)
+        timings["model"] = time.perf_counter() - t0
+        rng = np.random.default_rng([seed, 3])
+        random_vectors = rng.normal(size=vectors.shape).astype(np.float32)
+        t0 = time.perf_counter()
+        svd_vectors = ppmi_svd(data.tokens, data.offsets, data.vocab_size, cfg["model"]["dim"],
+                               cfg["model"]["window"], seed=seed)
+        timings["ppmi_svd_fit"] = time.perf_counter() - t0
+        baselines = {
+            "random": category_metrics(random_vectors, data.categories, queries, **kwargs),
+            "ppmi_svd": category_metrics(svd_vectors, data.categories, queries, **kwargs),
+        }
+        details["seconds"] = {k_: round(v, 2) for k_, v in timings.items()}
+        tables = [("Nearest neighbours of the most frequent items", self._neighbour_table(vectors, data, k))]
+        return Evaluation(primary="knn_accuracy", higher_is_better=True, model=model_metrics,
+                          baselines=baselines, details=details, verdict=_verdict(model_metrics, baselines, k),
+                          tables=tables, artifacts={"vectors": vectors, "queries": queries})
+
+    @staticmethod
+    def _neighbour_table(vectors, data, k: int, n: int = 5) -> str:
+        queries = np.arange(min(n, data.vocab_size))
+        rows, scores = nearest(normalize(vectors), queries, min(k, 5))
+        def label(r):
+            text = str(data.item_ids[r])
+            if data.names is not None and data.names[r]:
+                text += f" {data.names[r][:30]}"
+            if data.categories[r] >= 0:
+                text += f" [{data.category_names[data.categories[r]]}]"
+            return text.replace("|", "/")
+        lines = ["| item | nearest (cosine) |", "|---|---|"]
+        for q, (nr, ns) in zip(queries, zip(rows, scores)):
+            lines.append(f"| {label(q)} | " + "; ".join(f"{label(r)} {s:.2f}" for r, s in zip(nr, ns)) + " |")
+        return "\n".join(lines)
+
+    def plots(self, model, prepared: Prepared, evaluation: Evaluation, run) -> list:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from sklearn.decomposition import PCA
+
+        from nnkit.report import save_figure
+        from nnkit.runs import atomic_path
+
+        data, e = prepared.train, cfg_eval(run)
+        vectors = evaluation.artifacts.get("vectors")
+        if vectors is None:
+            vectors = self.vectors(model)
+        paths = []
+        # TensorBoard Projector files: the most frequent items (rows are in count order)
+        top = min(e["projector_items"], data.vocab_size)
+        with atomic_path(run.path / "embeddings.tsv") as tmp:
+            np.savetxt(tmp, vectors[:top], delimiter="\t", fmt="%.6g")
+        with atomic_path(run.path / "metadata.tsv") as tmp:
+            with open(tmp, "w", encoding="utf-8") as handle:
+                handle.write("item_id\tcategory\tname\tcount\n")
+                for r in range(top):
+                    cat = data.category_names[data.categories[r]] if data.categories[r] >= 0 else ""
+                    name = data.names[r] if data.names is not None else ""
+                    handle.write("\t".join(_tsv(v) for v in (data.item_ids[r], cat, name, data.counts[r])) + "\n")
+        paths += [run.path / "embeddings.tsv", run.path / "metadata.tsv"]
+        # a 2-D PCA map of a sample of items, coloured by their ten most common categories
+        rng = np.random.default_rng(0)
+        known = np.flatnonzero(data.categories >= 0)
+        pool = known if known.size else np.arange(data.vocab_size)
+        sample = np.sort(rng.choice(pool, min(e["map_items"], pool.size), replace=False))
+        if sample.size >= 3:
+            xy = PCA(n_components=2, random_state=0).fit_transform(normalize(vectors[sample]))
+            fig, ax = plt.subplots(figsize=(7, 6))
+            cats = data.categories[sample]
+            common = [c for c in np.argsort(-np.bincount(cats[cats >= 0], minlength=1))[:10]
+                      if (cats == c).any()] if known.size else []
+            other = ~np.isin(cats, common)
+            ax.scatter(xy[other, 0], xy[other, 1], s=4, c="lightgrey", label="other" if common else "items")
+            cmap = plt.get_cmap("tab10")
+            for i, c in enumerate(common):
+                sel = cats == c
+                ax.scatter(xy[sel, 0], xy[sel, 1], s=6, color=cmap(i), label=str(data.category_names[c])[:20])
+            ax.set_title(f"item vectors, PCA of {sample.size} items (coloured: 10 largest categories)")
+            ax.legend(fontsize=7, markerscale=2, loc="best")
+            fig.tight_layout()
+            path = run.plot_dir / "embedding_map.png"
+            save_figure(fig, path)
+            paths.append(path)
+        return paths
+
+    # -- serving and prediction ----------------------------------------------------------------
+    def serving(self, model, state: dict, cfg: dict):
+        module = build_serving_module(self.vectors(model), state)
+        ids = state["item_ids"]
+        examples_ids = np.array(ids[:3] + ["__not_an_item__"])
+        examples = {
+            "similar": {"item_ids": examples_ids, "k": np.array(min(cfg["eval"]["k"], 5), np.int32)},
+            "embed": {"item_ids": examples_ids},
+        }
+        return module, examples
+
+    def predict(self, run, inputs: list[str], options: dict, echo) -> None:
+        from nnkit.predictions import call_endpoint, write_predictions
+
+        queries = ([options["similar"]] if options.get("similar") else []) + list(inputs)
+        if not queries:
+            raise NnkitError("predict: give an item id, e.g. nnkit predict RUN --similar ITEM_ID -k 10")
+        k = options.get("k") or cfg_eval(run)["k"]
+        out = call_endpoint(run, "similar", item_ids=np.array(queries), k=np.array(k, np.int32))
+        rows = []
+        for q, query in enumerate(queries):
+            if not out["known"][q]:
+                rows.append({"query": query, "rank": "", "item_id": "", "score": "", "name": "",
+                             "category": "", "note": "unknown item id (not in this run's vocabulary)"})
+                continue
+            for rank in range(out["item_ids"].shape[1]):
+                rows.append({"query": query, "rank": rank + 1, "item_id": _text(out["item_ids"][q, rank]),
+                             "score": round(float(out["scores"][q, rank]), 4),
+                             "name": _text(out["names"][q, rank]), "category": _text(out["categories"][q, rank]),
+                             "note": ""})
+        write_predictions(rows, options.get("out"), echo)
+
+
+def cfg_eval(run) -> dict:
+    """The run's eval section with the schema's defaults filled in."""
+    defaults = {k: f.default for k, f in EmbeddingTask.schema["eval"].items()}
+    return {**defaults, **run.config().get("eval", {})}
+
+
+def _text(value) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _tsv(value) -> str:
+    return str(value).replace("\t", " ").replace("\n", " ")
+
+
+def _verdict(model: dict, baselines: dict, k: int) -> str:
+    best_name = max(baselines, key=lambda n: baselines[n]["knn_accuracy"])
+    best = baselines[best_name]["knn_accuracy"]
+    gap = model["knn_accuracy"] - best
+    word = "above" if gap > 0 else "not above"
+    return (f"item2vec's kNN category accuracy ({k} nearest) is {model['knn_accuracy']:.3f}, {word} the best "
+            f"baseline ({best_name} {best:.3f}, {gap * 100:+.1f} points); random vectors give "
+            f"{baselines['random']['knn_accuracy']:.3f}.")
+
+
+def build_serving_module(vectors: np.ndarray, state: dict):
+    """A tf.Module with ``embed`` and ``similar`` endpoints over string item ids."""
+    import tensorflow as tf
+
+    ids = np.asarray(state["item_ids"], dtype=object).astype(str)
+    vocab = ids.size
+    categories = np.asarray(state["categories"])
+    cat_names = np.asarray(list(state["category_names"]) + [UNKNOWN], dtype=object).astype(str)
+    item_categories = cat_names[np.where(categories >= 0, categories, len(cat_names) - 1)]
+    names = np.asarray(state["names"], dtype=str) if state.get("names") else np.full(vocab, UNKNOWN)
+    dim = vectors.shape[1]
+
+    class ItemEmbeddings(tf.Module):
+        def __init__(self):
+            super().__init__(name="item_embeddings")
+            self.table = tf.lookup.StaticHashTable(
+                tf.lookup.KeyValueTensorInitializer(tf.constant(ids), tf.range(vocab, dtype=tf.int64)),
+                default_value=-1)
+            self.vectors = tf.Variable(vectors.astype(np.float32), trainable=False, name="vectors")
+            self.normed = tf.Variable(normalize(vectors), trainable=False, name="normed")
+            self.ids = tf.Variable(np.append(ids, UNKNOWN), trainable=False, name="ids")
+            self.names = tf.Variable(np.append(names, UNKNOWN), trainable=False, name="names")
+            self.categories = tf.Variable(np.append(item_categories, UNKNOWN), trainable=False,
+                                          name="categories")
+
+        def _rows(self, item_ids):
+            rows = self.table.lookup(tf.strings.strip(item_ids))
+            return rows, rows >= 0
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="item_ids")])
+        def embed(self, item_ids):
+            rows, known = self._rows(item_ids)
+            vec = tf.gather(self.vectors, tf.maximum(rows, 0)) * tf.cast(known, tf.float32)[:, None]
+            return {"vector": tf.ensure_shape(vec, [None, dim]), "known": known}
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="item_ids"),
+                                      tf.TensorSpec([], tf.int32, name="k")])
+        def similar(self, item_ids, k):
+            rows, known = self._rows(item_ids)
+            k = tf.clip_by_value(k, 1, max(vocab - 1, 1))
+            query = tf.gather(self.normed, tf.maximum(rows, 0))
+            scores = tf.matmul(query, self.normed, transpose_b=True)
+            own = tf.one_hot(rows, vocab, on_value=True, off_value=False)  # rows = -1: all False
+            scores = tf.where(own, tf.constant(-np.inf, tf.float32), scores)
+            top = tf.math.top_k(scores, k=k)
+            unknown_row = tf.fill(tf.shape(top.indices), tf.constant(vocab, tf.int32))
+            picked = tf.where(known[:, None], top.indices, unknown_row)
+            return {
+                "item_ids": tf.gather(self.ids, picked),
+                "scores": tf.where(known[:, None], top.values, tf.zeros_like(top.values)),
+                "names": tf.gather(self.names, picked),
+                "categories": tf.gather(self.categories, picked),
+                "known": known,
+            }
+
+    return ItemEmbeddings()
