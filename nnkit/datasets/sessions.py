@@ -208,9 +208,11 @@ def read_sessions(path, *, items_path: str = "", session_column: str = "session_
     if timestamp_column and timestamp_column in frame.columns:
         raw = frame[timestamp_column]
         stamps = pd.to_numeric(raw, errors="coerce")
-        if stamps.isna().any():
-            stamps = pd.to_datetime(raw, errors="coerce", format="mixed")
-            stamps = stamps.astype("int64").where(stamps.notna())
+        if stamps.isna().any():  # dates? keep whichever reading fails on fewer rows
+            dates = pd.to_datetime(raw, errors="coerce", format="mixed")
+            if dates.isna().sum() < stamps.isna().sum():
+                stamps = pd.Series(dates.to_numpy().astype("datetime64[ns]").astype(np.int64),
+                                   index=raw.index, dtype="float64").where(dates.notna())
         bad = stamps.isna().to_numpy()
         if bad.any():
             first = int(np.flatnonzero(bad)[0])
