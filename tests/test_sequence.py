@@ -254,44 +254,47 @@ def test_tiny_run_writes_a_complete_run_folder(runs, recipe, primary, baselines)
     assert "Confusion matrix" in (run / "report.md").read_text() or "confusion matrix" in (run / "report.md").read_text()
 
 
-@pytest.mark.parametrize("recipe", ["collision", "driving"])
-def test_saved_model_in_a_fresh_process_matches_the_keras_model(runs, recipe, tmp_path):
+def test_saved_models_in_a_fresh_process_match_the_keras_models(runs, tmp_path):
+    """Both recipes' SavedModels, reloaded in one fresh Python process, give the Keras models' outputs."""
+    from nnkit.datasets.sequences import Sequences
     from nnkit.pipeline import run_config
     from nnkit.runs import open_run
     from nnkit.train import load_model
 
-    run = open_run(runs[recipe])
-    task, state = run_config(run).task, run.state()
     data = driving.generate(5, seed=99, min_seconds=2.0, max_seconds=6.0)
     np.savez(tmp_path / "in.npz", x=data.x, lengths=data.lengths)
     code = textwrap.dedent(f"""
-        import numpy as np, tensorflow as tf
+        import sys, numpy as np, tensorflow as tf
         d = np.load({str(tmp_path / 'in.npz')!r})
-        m = tf.saved_model.load({str(run.export_dir / 'saved_model')!r})
-        out = m.signatures["serving_default"](x=tf.constant(d["x"]), lengths=tf.constant(d["lengths"]))
-        masked = m.predict_masked(x=tf.constant(np.nan_to_num(d["x"])),
-                                  mask=tf.constant((~np.isnan(d["x"]).any(-1)).astype("int32")
-                                                   * (np.arange(d["x"].shape[1]) < d["lengths"][:, None])))
-        np.savez({str(tmp_path / 'out.npz')!r}, p=out["probabilities"].numpy(), q=masked["probabilities"].numpy(),
-                 label=out["label"].numpy().astype(str))
+        mask = (~np.isnan(d["x"]).any(-1) & (np.arange(d["x"].shape[1]) < d["lengths"][:, None])).astype("int32")
+        for name, path in zip(sys.argv[1::2], sys.argv[2::2]):
+            m = tf.saved_model.load(path)
+            out = m.signatures["serving_default"](x=tf.constant(d["x"]), lengths=tf.constant(d["lengths"]))
+            masked = m.predict_masked(x=tf.constant(np.nan_to_num(d["x"])), mask=tf.constant(mask))
+            np.savez({str(tmp_path)!r} + "/" + name + ".npz", p=out["probabilities"].numpy(),
+                     q=masked["probabilities"].numpy(), label=out["label"].numpy().astype(str))
     """)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    args = []
+    for recipe in ("collision", "driving"):
+        args += [recipe, str(runs[recipe] / "export" / "saved_model")]
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
-    out = np.load(tmp_path / "out.npz")
-    from nnkit.datasets.sequences import Sequences
-
     seqs = Sequences(data.x, data.lengths, None, feature_names=list(driving.FEATURES))
-    expected = task.probabilities(load_model(run.model_file), seqs, state)
-    if recipe == "driving":
-        inside = seqs.valid
-        np.testing.assert_allclose(out["p"][inside], expected[inside], atol=1e-5)
-        np.testing.assert_allclose(out["q"][inside], expected[inside], atol=1e-5)
-        assert (out["label"][~inside] == "").all()
-        assert set(out["label"][inside]) <= set(state["class_names"])
-    else:
-        np.testing.assert_allclose(out["p"], expected, atol=1e-5)
-        np.testing.assert_allclose(out["q"], expected, atol=1e-5)
-        assert set(out["label"]) <= {"collision", "no_collision"}
+    for recipe in ("collision", "driving"):
+        run = open_run(runs[recipe])
+        task, state = run_config(run).task, run.state()
+        out = np.load(tmp_path / f"{recipe}.npz")
+        expected = task.probabilities(load_model(run.model_file), seqs, state)
+        if recipe == "driving":
+            inside = seqs.valid
+            np.testing.assert_allclose(out["p"][inside], expected[inside], atol=1e-5)
+            np.testing.assert_allclose(out["q"][inside], expected[inside], atol=1e-5)
+            assert (out["label"][~inside] == "").all()
+            assert set(out["label"][inside]) <= set(state["class_names"])
+        else:
+            np.testing.assert_allclose(out["p"], expected, atol=1e-5)
+            np.testing.assert_allclose(out["q"], expected, atol=1e-5)
+            assert set(out["label"]) <= {"collision", "no_collision"}
 
 
 @pytest.mark.parametrize("recipe", ["collision", "driving"])

@@ -161,56 +161,63 @@ def simulate(sc: Scenario, steps: int, start: Trajectory | None = None) -> Traje
     if sc.lead_noise.shape[1] < steps:
         raise ValueError(f"scenario has lead noise for {sc.lead_noise.shape[1]} steps, asked {steps}")
     names = [f.name for f in fields(Trajectory)]
-    arrays = {name: np.zeros((n, steps + 1)) for name in names}
+    # time-major work arrays [steps + 1, n]: each step reads and writes contiguous rows
+    arrays = {name: np.zeros((steps + 1, n)) for name in names}
     if start is None:
-        arrays["gap"][:, 0], arrays["v_ego"][:, 0], arrays["v_lead"][:, 0] = sc.gap0, sc.v_ego0, sc.v_lead0
+        arrays["gap"][0], arrays["v_ego"][0], arrays["v_lead"][0] = sc.gap0, sc.v_ego0, sc.v_lead0
         first = 0
     else:
         first = start.steps
         for name in names:
-            arrays[name][:, : first + 1] = getattr(start, name)
-    tr = Trajectory(**arrays)
-    rows = np.arange(n)
+            arrays[name][: first + 1] = getattr(start, name).T
+    G, VE, VL, AE, AL, CMD, OU = (arrays[name] for name in names)
+    lead_noise = np.ascontiguousarray(sc.lead_noise[:, :steps].T)
+    cols = np.arange(n)
     cut_in = sc.event == 3
     cruise = sc.v_lead0.copy()  # the lead's preferred speed: the new car's speed after a cut-in
     if first > 0:
         after = cut_in & (sc.event_step <= first)
-        cruise = np.where(after, tr.v_lead[rows, np.minimum(sc.event_step, first)], cruise)
-    crashed = (tr.gap[:, : first + 1] <= 0).any(axis=1)
+        cruise = np.where(after, VL[np.minimum(sc.event_step, first), cols], cruise)
+    crashed = (G[: first + 1] <= 0).any(axis=0)
     sqrt_ab = np.sqrt(sc.a_max * sc.b_comf)
+    event_end = sc.event_step + sc.event_steps
+    has_event_accel = sc.event_accel != 0
+    distract_end = sc.distract_step + sc.distract_steps
+    can_distract = sc.distract_step >= 0
+    cut_steps = set(sc.event_step[cut_in].tolist())
     for t in range(first, steps):
-        gap, ve, vl = tr.gap[:, t], tr.v_ego[:, t], tr.v_lead[:, t]
+        gap, ve, vl = G[t], VE[t], VL[t]
         # lead: OU random acceleration + speed keeping + its event
-        ou = tr.lead_ou[:, t] * 0.95 + 0.12 * sc.lead_noise[:, t]
-        in_event = (t >= sc.event_step) & (t < sc.event_step + sc.event_steps)
-        a_lead = ou + 0.05 * (cruise - vl)
-        a_lead = np.where(in_event & (sc.event_accel != 0), sc.event_accel, a_lead)
+        ou = OU[t] * 0.95 + 0.12 * lead_noise[t]
+        in_event = (t >= sc.event_step) & (t < event_end) & has_event_accel
+        a_lead = np.where(in_event, sc.event_accel, ou + 0.05 * (cruise - vl))
         # ego: IDM on the state it perceived `delay` steps ago
         seen = np.maximum(t - sc.delay, 0)
-        g_p, ve_p, vl_p = tr.gap[rows, seen], tr.v_ego[rows, seen], tr.v_lead[rows, seen]
+        g_p, ve_p, vl_p = G[seen, cols], VE[seen, cols], VL[seen, cols]
         s_star = sc.min_gap + np.maximum(0.0, ve_p * sc.headway + ve_p * (ve_p - vl_p) / (2 * sqrt_ab))
         idm = sc.a_max * (1 - (ve_p / sc.desired_speed) ** 4 - (s_star / np.maximum(g_p, 0.1)) ** 2)
         idm = np.clip(idm, -sc.b_phys, sc.a_max)
-        distracted = (sc.distract_step >= 0) & (t > sc.distract_step) & (t < sc.distract_step + sc.distract_steps)
-        command = np.where(distracted, tr.command[:, max(t - 1, 0)] if t > 0 else 0.0, idm)
-        a_ego = tr.a_ego[:, t] + (command - tr.a_ego[:, t]) * 0.4  # actuator lag (~0.25 s)
+        distracted = can_distract & (t > sc.distract_step) & (t < distract_end)
+        command = np.where(distracted, CMD[t - 1] if t > 0 else 0.0, idm)
+        a_ego = AE[t] + (command - AE[t]) * 0.4  # actuator lag (~0.25 s)
         # integrate; speeds never negative
         ve_next = np.maximum(ve + a_ego * DT, 0.0)
         vl_next = np.maximum(vl + a_lead * DT, 0.0)
-        a_ego_eff = (ve_next - ve) / DT
-        a_lead_eff = (vl_next - vl) / DT
+        AE[t + 1] = (ve_next - ve) / DT
+        AL[t + 1] = (vl_next - vl) / DT
         gap_next = gap + (vl + vl_next) * DT / 2 - (ve + ve_next) * DT / 2
         # cut-in: a slower car appears in front, closer
-        cut = cut_in & (t + 1 == sc.event_step)
-        gap_next = np.where(cut, gap_next * sc.cut_gap, gap_next)
-        vl_next = np.where(cut, ve_next * sc.cut_speed, vl_next)
-        cruise = np.where(cut, vl_next, cruise)
+        if t + 1 in cut_steps:
+            cut = cut_in & (t + 1 == sc.event_step)
+            gap_next = np.where(cut, gap_next * sc.cut_gap, gap_next)
+            vl_next = np.where(cut, ve_next * sc.cut_speed, vl_next)
+            cruise = np.where(cut, vl_next, cruise)
         # after a collision the cars stay together
-        crashed = crashed | (gap_next <= 0)
-        gap_next = np.where(crashed, np.minimum(gap_next, 0.0), gap_next)
-        tr.gap[:, t + 1], tr.v_ego[:, t + 1], tr.v_lead[:, t + 1] = gap_next, ve_next, vl_next
-        tr.a_ego[:, t + 1], tr.a_lead[:, t + 1] = a_ego_eff, a_lead_eff
-        tr.command[:, t], tr.lead_ou[:, t + 1] = command, ou
+        crashed |= gap_next <= 0
+        G[t + 1] = np.where(crashed, np.minimum(gap_next, 0.0), gap_next)
+        VE[t + 1], VL[t + 1] = ve_next, vl_next
+        CMD[t], OU[t + 1] = command, ou
+    tr = Trajectory(**{name: arrays[name].T for name in names})
     return tr
 
 
@@ -271,13 +278,19 @@ def generate(n: int = 10000, *, seed: int = 0, min_seconds: float = 4.0, max_sec
         tr = simulate(sc, steps)
         hit = tr.collision_step()
         keep = np.flatnonzero(hit > lengths)[: n - have]
-        parts.append((lengths[keep], sc.take(keep),
-                      Trajectory(**{f.name: getattr(tr, f.name)[keep] for f in fields(Trajectory)}), hit[keep]))
+        # gather the kept scenarios along the contiguous (time-major) axis
+        kept = Trajectory(**{f.name: np.ascontiguousarray(getattr(tr, f.name).T[:, keep]).T
+                             for f in fields(Trajectory)})
+        parts.append((lengths[keep], sc.take(keep), kept, hit[keep]))
         have += len(keep)
-    lengths = np.concatenate([p[0] for p in parts])
-    sc = Scenario(**{f.name: np.concatenate([getattr(p[1], f.name) for p in parts]) for f in fields(Scenario)})
-    tr = Trajectory(**{f.name: np.concatenate([getattr(p[2], f.name) for p in parts]) for f in fields(Trajectory)})
-    hit = np.concatenate([p[3] for p in parts])
+    if len(parts) == 1:
+        lengths, sc, tr, hit = parts[0]
+    else:
+        lengths = np.concatenate([p[0] for p in parts])
+        sc = Scenario(**{f.name: np.concatenate([getattr(p[1], f.name) for p in parts]) for f in fields(Scenario)})
+        tr = Trajectory(**{f.name: np.concatenate([getattr(p[2], f.name).T for p in parts], axis=1).T
+                           for f in fields(Trajectory)})
+        hit = np.concatenate([p[3] for p in parts])
     collision = ((hit > lengths) & (hit <= lengths + h)).astype(np.int8)
     # window step s is the state after simulation step s + 1 (step 0 is the initial state)
     t_idx = np.arange(t_max)[None, :]
