@@ -340,3 +340,29 @@ def test_cli_refuses_bidirectional_driving_with_exit_code_2(tmp_path):
                                       "--set", "model.bidirectional=true", *TINY])
     assert result.exit_code == 2 and "bidirectional" in result.output
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("recipe, per_step", [("collision", False), ("driving", True)])
+def test_user_npz_with_other_features_and_classes(tmp_path, recipe, per_step):
+    """Data without gap/rel_speed and with three classes: other baselines, no crash, readable outputs."""
+    rng = np.random.default_rng(0)
+    n, t = 60, 9
+    x = rng.normal(size=(n, t, 2)).astype("float32")
+    lengths = rng.integers(3, t + 1, n)
+    names = np.array(["low", "mid", "high"])
+    y = names[rng.integers(0, 3, (n, t) if per_step else n)]
+    path = tmp_path / "mine.npz"
+    np.savez(path, x=x, y=y, lengths=lengths, feature_names=np.array(["speed", "angle"]))
+    resolved = _cfg(recipe, f"data.path={str(path)!r}")
+    task, cfg = resolved.task, resolved.cfg
+    prepared = task.load(cfg)
+    assert prepared.state["class_names"] == ["high", "low", "mid"] and prepared.state["ttc_features"] is None
+    model = task.build_model(cfg, prepared)
+    task.compile_kwargs(cfg, prepared)
+    evaluation = task.evaluate(model, prepared, cfg)
+    assert evaluation.primary == "macro_f1" and "ttc_rule" not in evaluation.baselines
+    assert ("logreg_last_frame" if not per_step else "majority") in evaluation.baselines
+    module, examples = task.serving(model, prepared.state, cfg)
+    out = module.predict(**examples["predict"])
+    labels = {v.decode() for v in np.asarray(out["label"]).ravel()} - {""}
+    assert labels <= {"high", "low", "mid"}
