@@ -213,7 +213,7 @@ def _engine_for(strategy):
 
 
 def _keras_fit(model, train_ds, val_ds, train_cfg, callbacks):
-    model.fit(train_ds, validation_data=val_ds, epochs=train_cfg["epochs"], callbacks=callbacks,
+    model.fit(train_ds, validation_data=val_ds, epochs=train_cfg["epochs"], callbacks=callbacks, shuffle=False,
               verbose=_progress_verbosity(train_cfg))
 
 
