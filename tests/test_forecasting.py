@@ -38,7 +38,7 @@ def yahoo_frame(n=300, seed=0, start="2020-01-01", freq="B"):
                          "Volume": rng.integers(1_000_000, 2_000_000, n)})
 
 
-def synthetic_series(n=1461, seed=0, noise=1.0, weekly=6.0, monthly=8.0):
+def synthetic_series(n=2922, seed=0, noise=1.0, weekly=6.0, monthly=8.0):
     """Trend + two calendar seasonalities (weekend dip, month-start bump) + Gaussian noise, daily."""
     rng = np.random.default_rng(seed)
     dates = pd.date_range("2015-01-01", periods=n, freq="D")
@@ -213,14 +213,19 @@ def test_inverse_transform_round_trip(tmp_path, transform):
     assert np.allclose(recovered, F.actual_at(prepared, origins), rtol=1e-5)
 
 
-def test_calendar_features_numpy_equals_graph():
+@pytest.mark.parametrize("freq", ["D", "B"])
+def test_calendar_features_numpy_equals_graph(freq):
     import tensorflow as tf
 
-    dates = pd.date_range("1999-12-25", periods=800, freq="D").to_numpy()
-    expected = F.calendar_features(dates)
+    dates = pd.date_range("1999-12-20", periods=900, freq=freq).to_numpy()
+    expected = F.calendar_features(dates, freq)
     strings = np.array([np.datetime_as_string(dates, unit="D")])
-    got = F.tf_calendar_features(tf.constant(strings)).numpy()[0]
+    got = F.tf_calendar_features(tf.constant(strings), freq).numpy()[0]
     assert np.allclose(got, expected, atol=1e-5)
+    # each row carries the calendar of the next step: Friday -> Monday for business days
+    friday = np.datetime64("2013-03-01")
+    assert F.next_day(np.array([friday]), freq)[0] == (np.datetime64("2013-03-04") if freq == "B"
+                                                        else np.datetime64("2013-03-02"))
 
 
 # -- baselines and statistics ----------------------------------------------------------------------
@@ -398,7 +403,7 @@ def test_synthetic_structure_model_beats_best_baseline(tmp_path):
     from nnkit.pipeline import resolve
 
     path = tmp_path / "synthetic.csv"
-    synthetic_series().to_csv(path, index=False)
+    synthetic_series(n=2922).to_csv(path, index=False)  # eight years, daily
     overrides = ["data.calendar=true", "data.transform=diff", "data.window=14", "model.units=64",
                  "model.dropout=0.0", "train.epochs=80", "train.patience=10", "train.learning_rate=0.003"]
     resolved = resolve("stock", str(path), None, overrides)

@@ -36,7 +36,8 @@ from nnkit.tasks.base import Evaluation, Prepared, Task
 
 TRANSFORMS = ("log_return", "diff", "none")
 ARCHS = ("rnn", "conv1d", "mlp")
-CALENDAR_CHANNELS = ("dow_sin", "dow_cos", "dom_sin", "dom_cos", "doy_sin", "doy_cos")
+CALENDAR_CHANNELS = ("next_dow_sin", "next_dow_cos", "next_dom_sin", "next_dom_cos", "next_doy_sin",
+                     "next_doy_cos")
 BASELINES = ("persistence", "drift", "seasonal_naive", "ridge")
 MIN_TRAIN_WINDOWS = 20
 
@@ -213,9 +214,25 @@ def feature_transformed(values: np.ndarray, transform: str) -> np.ndarray:
     return out
 
 
-def calendar_features(dates: np.ndarray) -> np.ndarray:
-    """[n, 6]: sin/cos of day of week, day of month and day of year."""
-    days = np.asarray(dates).astype("datetime64[D]")
+def next_day(days: np.ndarray, freq: str) -> np.ndarray:
+    """The date after each day by the series' rule: next business day ("B") or next day ("D")."""
+    ordinal = days.astype(np.int64)
+    if freq == "B":
+        dow = (ordinal + 3) % 7  # Monday = 0 (1970-01-01 was a Thursday)
+        ordinal = ordinal + np.where(dow == 4, 3, np.where(dow == 5, 2, 1))
+    else:
+        ordinal = ordinal + 1
+    return ordinal.astype("datetime64[D]")
+
+
+def calendar_features(dates: np.ndarray, freq: str = "D") -> np.ndarray:
+    """[n, 6]: sin/cos of day of week, day of month and day of year of each row's *next* step.
+
+    The next step's date follows the frequency rule (weekends skipped for
+    business days, holidays not), so the last row of a window carries the
+    calendar of the first forecast date, the same in training and serving.
+    """
+    days = next_day(np.asarray(dates).astype("datetime64[D]"), freq)
     ordinal = days.astype(np.int64)
     dow = (ordinal + 3) % 7
     dom = (days - days.astype("datetime64[M]").astype("datetime64[D]")).astype(np.int64)  # 0-based
@@ -224,13 +241,13 @@ def calendar_features(dates: np.ndarray) -> np.ndarray:
     return np.stack([f(a) for a in angles for f in (np.sin, np.cos)], axis=1)
 
 
-def channel_matrix(target, features, dates, d: dict) -> np.ndarray:
+def channel_matrix(target, features, dates, d: dict, freq: str = "D") -> np.ndarray:
     """Unscaled model channels [n, C]: transformed target, transformed features, calendar."""
     columns = [transformed(target, d["transform"])[:, None]]
     if features is not None and np.size(features):
         columns.append(np.stack([feature_transformed(f, d["transform"]) for f in np.asarray(features).T], axis=1))
     if d.get("calendar"):
-        columns.append(calendar_features(dates))
+        columns.append(calendar_features(dates, freq))
     return np.concatenate(columns, axis=1)
 
 
@@ -254,7 +271,10 @@ def prepare(series, d: dict, *, n_train: int, n_val: int, end: int) -> Prepared:
                         f"{row + (1 if 'bokeh' in series.source else 2)}, column {series.target_name!r}: "
                         f"value {target[row]:g} is not positive; data.transform=\"log_return\" needs positive "
                         "prices (use data.transform=\"diff\" for values that can be zero or negative)")
-    raw = channel_matrix(target, features, dates, d)
+    if d.get("calendar") and series.freq not in ("B", "D"):
+        raise DataError(f"{series.source}: data.calendar needs daily or business-day dates; these are "
+                        f"{series.freq} apart (set data.calendar=false)")
+    raw = channel_matrix(target, features, dates, d, series.freq)
     first_row = 0 if transform == "none" else 1
     train_rows = raw[first_row:n_train]
     n_value_channels = 1 + features.shape[1]
@@ -671,7 +691,7 @@ def make_serving_module(model, state: dict):
             squashed = tf.math.asinh(features)
             x.append(squashed if transform == "none" else squashed[:, 1:] - squashed[:, :-1])
         if state["calendar"]:
-            cal = tf_calendar_features(dates)
+            cal = tf_calendar_features(dates, state["freq"])
             x.append(cal if transform == "none" else cal[:, 1:])
         x = tf.concat(x, axis=-1)
         return (x - mean) / std
@@ -748,14 +768,37 @@ def tf_days_from_civil(year, month, day):
     return era * 146097 + doe - 719468
 
 
-def tf_calendar_features(dates):
-    """ISO date strings [N, W] ("YYYY-MM-DD...") -> the 6 calendar channels [N, W, 6]."""
+def tf_civil_from_days(days):
+    """(year, month, day) int64 tensors of days since 1970-01-01 (H. Hinnant's algorithm)."""
+    import tensorflow as tf
+
+    z = days + 719468
+    era = tf.math.floordiv(z, 146097)
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = tf.where(mp < 10, mp + 3, mp - 9)
+    year = yoe + era * 400 + tf.cast(month <= 2, tf.int64)
+    return year, month, day
+
+
+def tf_calendar_features(dates, freq: str = "D"):
+    """ISO date strings [N, W] ("YYYY-MM-DD...") -> the 6 next-step calendar channels [N, W, 6]."""
     import tensorflow as tf
 
     year = tf.strings.to_number(tf.strings.substr(dates, 0, 4), tf.int64)
     month = tf.strings.to_number(tf.strings.substr(dates, 5, 2), tf.int64)
     day = tf.strings.to_number(tf.strings.substr(dates, 8, 2), tf.int64)
     days = tf_days_from_civil(year, month, day)
+    if freq == "B":
+        weekday = tf.math.floormod(days + 3, 7)
+        days = days + tf.where(weekday == 4, tf.constant(3, tf.int64),
+                               tf.where(weekday == 5, tf.constant(2, tf.int64), tf.constant(1, tf.int64)))
+    else:
+        days = days + 1
+    year, month, day = tf_civil_from_days(days)
     dow = tf.cast(tf.math.floormod(days + 3, 7), tf.float32)
     dom = tf.cast(day - 1, tf.float32)
     doy = tf.cast(days - tf_days_from_civil(year, tf.ones_like(month), tf.ones_like(day)), tf.float32)
