@@ -8,7 +8,8 @@ and prints the test RMSE of the model and of every baseline in price units,
 the model/persistence RMSE ratio (the reference, measured in the same
 script on the same test windows), the Diebold-Mariano p-value and the
 wall time. A ratio below 1 means the model beats "tomorrow = today".
-Tickers too short for the window (FB has 196 rows) are reported and skipped.
+A ticker too short for the settings is reported and skipped (FB has only
+196 rows; it fits the default window of 30).
 Not part of the tests.
 """
 

@@ -583,7 +583,7 @@ def score(model, prepared: Prepared, cfg: dict) -> Evaluation:
         tables.append(("Prediction interval (from validation residual quantiles)",
                        f"| nominal | test coverage | method |\n|---|---|---|\n"
                        f"| {interval['level']:.0%} | {covered:.1%} | {interval['method']} |"))
-    test_dates = prepared.extra["dates"][origins]
+    test_dates = prepared.extra["dates"][origins + 1]  # the first forecast date of each window
     return Evaluation(primary="rmse", higher_is_better=False, model=result["model"], baselines=result["baselines"],
                       details=details, verdict=verdict, tables=tables,
                       artifacts={**result["arrays"], "dates": test_dates, "horizon": H,
@@ -623,7 +623,7 @@ def plot_evaluation(evaluation: Evaluation, plot_dir: Path) -> list:
     # forecasts vs actual (one step ahead), full test part and its last 120 windows
     fig, axes = plt.subplots(2, 1, figsize=(11, 7))
     for ax, part in zip(axes, (slice(None), slice(-120, None))):
-        x = dates[part] + np.timedelta64(1, "D")
+        x = dates[part]
         ax.plot(x, a["actual"][part, 0], color="black", lw=1.4, label="actual")
         ax.plot(x, a["model"][part, 0], color="tab:red", lw=1.1, label="model")
         ax.plot(x, a["persistence"][part, 0], color="tab:gray", lw=0.9, ls="--", label="persistence")
