@@ -176,6 +176,24 @@ def ppmi_svd(tokens, offsets, vocab_size: int, dim: int, window: int, seed: int 
     return vectors.astype(np.float32)
 
 
+def cooccurrence(tokens, offsets, vocab_size: int, window: int):
+    """Boolean sparse matrix: item i was seen within ``window`` positions of item j."""
+    import scipy.sparse as sp
+
+    from nnkit.datasets.sessions import skipgram_pairs
+
+    t, c = skipgram_pairs(tokens, offsets, window)
+    matrix = sp.csr_matrix((np.ones(t.size, np.int8), (t, c)), shape=(vocab_size, vocab_size))
+    matrix.sum_duplicates()
+    return matrix
+
+
+def cooccur_at_k(vectors, seen, queries, k: int) -> float:
+    rows, _ = nearest(normalize(vectors), queries, k)
+    hits = np.asarray(seen[np.repeat(queries, rows.shape[1]), rows.ravel()]).ravel() > 0
+    return float(hits.mean())
+
+
 # -- the task ---------------------------------------------------------------------------------
 
 class EmbeddingTask(Task):
@@ -300,11 +318,7 @@ class EmbeddingTask(Task):
         k = e["k"]
         details = {"items": data.vocab_size, "queries": int(queries.size)}
         if queries.size == 0 or (data.categories >= 0).sum() <= k:
-            return Evaluation(
-                primary="knn_accuracy", higher_is_better=True, model={}, baselines={}, details=details,
-                verdict="No categories known for enough items, so category recovery cannot be measured: "
-                        "give data.items = items.csv (item_id,category) or data.category_column.",
-                artifacts={"vectors": vectors})
+            return self._evaluate_without_categories(vectors, data, cfg)
         kwargs = dict(k=k, probe_folds=e["probe_folds"], seed=seed)
         timings = {}
         t0 = time.perf_counter()
@@ -325,6 +339,31 @@ class EmbeddingTask(Task):
         return Evaluation(primary="knn_accuracy", higher_is_better=True, model=model_metrics,
                           baselines=baselines, details=details, verdict=_verdict(model_metrics, baselines, k),
                           tables=tables, artifacts={"vectors": vectors, "queries": queries})
+
+    def _evaluate_without_categories(self, vectors, data, cfg) -> Evaluation:
+        """No categories: how many of an item's k nearest it was ever seen with (same window)."""
+        e, seed, dim, window = cfg["eval"], cfg["train"]["seed"], cfg["model"]["dim"], cfg["model"]["window"]
+        k = min(e["k"], data.vocab_size - 1)
+        queries = np.arange(data.vocab_size)
+        if queries.size > e["sample"]:
+            queries = np.sort(np.random.default_rng([seed, 5]).choice(queries, e["sample"], replace=False))
+        random_vectors = np.random.default_rng([seed, 3]).normal(size=vectors.shape).astype(np.float32)
+        svd_vectors = ppmi_svd(data.tokens, data.offsets, data.vocab_size, dim, window, seed=seed)
+        seen = cooccurrence(data.tokens, data.offsets, data.vocab_size, window)
+        key = f"cooccur_at_{k}"
+        score = lambda v: {key: cooccur_at_k(v, seen, queries, k)}  # noqa: E731
+        model_metrics = score(vectors)
+        baselines = {"random": score(random_vectors), "ppmi_svd": score(svd_vectors)}
+        verdict = (f"No item categories were given (data.items or data.category_column), so category recovery "
+                   f"is not measured; instead, {model_metrics[key]:.3f} of each item's {k} nearest neighbours "
+                   f"were seen with it within {window} positions in a session (PPMI-SVD "
+                   f"{baselines['ppmi_svd'][key]:.3f}, random {baselines['random'][key]:.3f}).")
+        return Evaluation(primary=key, higher_is_better=True, model=model_metrics, baselines=baselines,
+                          details={"items": data.vocab_size, "queries": int(queries.size)}, verdict=verdict,
+                          split="training sessions",
+                          tables=[("Nearest neighbours of the most frequent items",
+                                   self._neighbour_table(vectors, data, k))],
+                          artifacts={"vectors": vectors})
 
     @staticmethod
     def _neighbour_table(vectors, data, k: int, n: int = 5) -> str:
