@@ -99,24 +99,24 @@ def test_tokenizer_round_trip():
 
 # -- decoding ----------------------------------------------------------------------------------
 
-def _tiny_model(arch="rnn", attention="additive", cell="gru", vocab=12):
+def _tiny_model(arch="rnn", attention="additive", cell="gru", vocab=12, depth=1):
     import keras
 
     from nnkit.builders.seq2seq import build_seq2seq
 
     keras.utils.set_random_seed(1)
-    return build_seq2seq(9, vocab, arch=arch, cell=cell, attention=attention, units=16, embed_dim=8, heads=2,
+    return build_seq2seq(9, vocab, arch=arch, cell=cell, attention=attention, units=16, embed_dim=8, heads=2, depth=depth,
                          ff_dim=16, max_source_len=12, max_target_len=10, name="s2s")
 
 
-@pytest.mark.parametrize("arch,attention,cell", [("rnn", "additive", "gru"), ("rnn", "dot", "lstm"),
-                                                 ("rnn", "none", "gru"), ("transformer", "none", "gru")])
-def test_beam_width_one_equals_greedy(arch, attention, cell):
+@pytest.mark.parametrize("arch,attention,cell,depth", [("rnn", "additive", "gru", 1), ("rnn", "dot", "lstm", 2),
+                                                       ("rnn", "none", "gru", 1), ("transformer", "none", "gru", 1)])
+def test_beam_width_one_equals_greedy(arch, attention, cell, depth):
     import tensorflow as tf
 
     from nnkit.builders.seq2seq import Seq2SeqDecoder, beam_search, greedy_search
 
-    model = _tiny_model(arch, attention, cell)
+    model = _tiny_model(arch, attention, cell, depth=depth)
     # push the random model towards long outputs so the comparison covers many steps
     bias = model.get_layer("s2s_logits").bias
     bias.assign(bias.numpy() - np.eye(12)[3] * 1.0)

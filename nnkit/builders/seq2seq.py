@@ -228,11 +228,10 @@ class Seq2SeqDecoder:
             self.max_target_len = model.get_layer(f"{self.name}_target_embedding").sequence_length
             return
         n = self.name
-        self.depth = sum(1 for layer in model.layers if layer.name.startswith(f"{n}_decoder_")
-                         and isinstance(layer, keras.layers.RNN))
         self.decoders = [layer for layer in model.layers
                          if layer.name.startswith(f"{n}_decoder_") and isinstance(layer, keras.layers.RNN)]
-        self.decoders.sort(key=lambda layer: layer.name)
+        self.decoders.sort(key=lambda layer: int(layer.name.rsplit("gru", 1)[-1].rsplit("lstm", 1)[-1]))
+        self.depth = len(self.decoders)
         self.cell = "lstm" if isinstance(self.decoders[0], keras.layers.LSTM) else "gru"
         self.has_attention = f"{n}_attention" in names
         self.embedding = model.get_layer(f"{n}_target_embedding")

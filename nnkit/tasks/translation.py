@@ -166,7 +166,7 @@ class TranslationTask(Task):
             "examples": Field(12, "test translations shown in the report", min=0),
         },
     }
-    train_defaults = {"epochs": 20, "batch_size": 64, "learning_rate": 0.003, "clipnorm": 1.0, "patience": 3}
+    train_defaults = {"epochs": 8, "batch_size": 64, "learning_rate": 0.003, "clipnorm": 1.0, "patience": 2}
     predict_options = frozenset({"beam"})
 
     # -- data ---------------------------------------------------------------------------
@@ -355,7 +355,7 @@ class TranslationTask(Task):
             baselines={"copy_source": copy_scores, "word_dictionary": dict_scores}, verdict=verdict, tables=tables,
             details={"test_pairs": len(test), "decoding": decoding, "long_inputs_min_length": float(cut),
                      "tokenization": state["tokenize"]},
-            artifacts={"translator": translator, "sources": sources, "lengths": lengths})
+            artifacts={"translator": translator, "sources": sources, "lengths": lengths, "hyps": hyps})
 
     def plots(self, model, prepared: Prepared, evaluation: Evaluation, run) -> list:
         from nnkit.builders.seq2seq import Seq2SeqDecoder
@@ -395,7 +395,7 @@ class TranslationTask(Task):
 
             task = run_config(run).task
             model = load_model(run.model_file, task.custom_objects())
-            result = translate_all(make_translator(model, state), texts, beam_width=beam)
+            result = translate_all(make_translator(model, state, beam_width=beam), texts)  # in a tf.function
         write_predictions([{"source": s, "translation": t} for s, t in zip(inputs, result)], options.get("out"),
                           echo)
 
