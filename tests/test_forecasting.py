@@ -379,6 +379,9 @@ def test_cli_run_predict_backtest_and_fresh_reload(tmp_path, yahoo_csv):
     assert [f["fold"] for f in backtest["folds"]] == [1, 2] and (out / "plots" / "backtest.png").is_file()
     assert backtest["folds"][0]["test_end"] < backtest["folds"][1]["test_start"]
     assert "Walk-forward backtest" in (out / "report.md").read_text()
+    result = runner.invoke(cli, ["evaluate", str(out)])  # a plain re-evaluation keeps the backtest table
+    assert result.exit_code == 0, result.output
+    assert "Walk-forward backtest" in (out / "report.md").read_text()
 
 
 def test_cli_bad_data_exits_2_and_writes_nothing(tmp_path):

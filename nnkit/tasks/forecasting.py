@@ -137,10 +137,12 @@ class ForecastingTask(Task):
         return score(model, prepared, cfg)
 
     def plots(self, model, prepared: Prepared, evaluation: Evaluation, run) -> list:
-        from nnkit.runs import write_json
+        from nnkit.runs import read_json, write_json
 
         # the validation interval is known only after training: keep it with the rest of the state
         write_json(run.state_file, prepared.state)
+        if (run.path / "backtest.json").is_file():  # a re-evaluation keeps the backtest in the report
+            attach_backtest(run, read_json(run.path / "backtest.json"))
         return plot_evaluation(evaluation, run.plot_dir)
 
     # -- serving -------------------------------------------------------------------------
@@ -950,7 +952,7 @@ def run_backtest(task, run, cfg: dict, k: int, echo) -> dict:
     from nnkit import train as train_mod
     from nnkit.datasets.prices import load_series
     from nnkit.report import save_figure
-    from nnkit.runs import read_json, write_json
+    from nnkit.runs import write_json
 
     series = load_series(cfg["data"])
     d, train_cfg = cfg["data"], cfg["train"]
@@ -994,18 +996,11 @@ def run_backtest(task, run, cfg: dict, k: int, echo) -> dict:
     write_json(run.path / "backtest.json", document)
     run.plot_dir.mkdir(parents=True, exist_ok=True)
     save_figure(_backtest_figure(series, folds, rows), run.plot_dir / "backtest.png")
-    table = backtest_table(rows)
-    if run.metrics_file.is_file():  # show it in report.md too
-        metrics_doc = read_json(run.metrics_file)
-        title = f"Walk-forward backtest ({k} folds, refit per fold)"
-        metrics_doc["tables"] = [t for t in metrics_doc.get("tables", []) if not t[0].startswith("Walk-forward")]
-        metrics_doc["tables"].append([title, table])
-        metrics_doc.setdefault("details", {})["backtest"] = summary
-        write_json(run.metrics_file, metrics_doc)
+    if attach_backtest(run, document):
         from nnkit.pipeline import report
 
         report(run)
-    echo(table)
+    echo(backtest_table(rows))
     echo(f"mean model/persistence RMSE ratio {summary['mean_rmse_vs_persistence']:.3f}; "
          f"{summary['folds_beating_persistence']}/{k} folds lower, "
          f"{summary['folds_significantly_better']}/{k} significantly (DM p < 0.05)")
@@ -1015,6 +1010,21 @@ def run_backtest(task, run, cfg: dict, k: int, echo) -> dict:
 
 def _d(value) -> str:
     return str(np.datetime_as_string(value, unit="D"))
+
+
+def attach_backtest(run, document: dict) -> bool:
+    """Put the backtest table and summary into metrics.json (so report.md shows them)."""
+    from nnkit.runs import read_json, write_json
+
+    if not run.metrics_file.is_file():
+        return False
+    metrics_doc = read_json(run.metrics_file)
+    title = f"Walk-forward backtest ({document['summary']['folds']} folds, refit per fold; see backtest.json)"
+    metrics_doc["tables"] = [t for t in metrics_doc.get("tables", []) if not t[0].startswith("Walk-forward")]
+    metrics_doc["tables"].append([title, backtest_table(document["folds"])])
+    metrics_doc.setdefault("details", {})["backtest"] = document["summary"]
+    write_json(run.metrics_file, metrics_doc)
+    return True
 
 
 def backtest_table(rows: list) -> str:
