@@ -170,6 +170,27 @@ def test_builder_step_matches_full_model_and_rejects_bad_args():
         build_language_model(0)
 
 
+def test_transposition_augmentation_draws_one_key_per_melody_per_epoch():
+    from nnkit.tasks.base import Prepared
+    from nnkit.tasks.language_model import LanguageModelTask
+
+    # two melodies, each in two keys (stored consecutively, as load() does)
+    train = [[1, 5, 6, 2], [1, 7, 8, 2], [1, 5, 5, 5, 2], [1, 9, 9, 9, 2]]
+    prepared = Prepared(train=train, val=[[1, 5, 2]], test=[], extra={"keys": 2})
+    train_ds, val_ds = LanguageModelTask().datasets({"train": {"seed": 0}}, prepared, 8)
+    versions = {(1, 5, 6): "a", (1, 7, 8): "a", (1, 5, 5, 5): "b", (1, 9, 9, 9): "b"}
+    seen = set()
+    for _ in range(12):
+        (x, y, w), = list(train_ds)
+        rows = [tuple(int(v) for v, keep in zip(row, weights) if keep) for row, weights in zip(x.numpy(), w.numpy())]
+        assert sorted(versions[r] for r in rows) == ["a", "b"]  # every melody once, in one key
+        seen.update(rows)
+        np.testing.assert_array_equal(w.numpy(), (y.numpy() != 0).astype("float32"))
+    assert seen == set(versions)  # and over the epochs every key turns up
+    (vx, vy, vw), = list(val_ds)
+    assert vx.numpy().tolist() == [[1, 5]] and vy.numpy().tolist() == [[5, 2]]
+
+
 # -- bad input -------------------------------------------------------------------------------
 
 def run_cli(args):

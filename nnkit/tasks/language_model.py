@@ -44,8 +44,8 @@ class LanguageModelTask(Task):
             "limit": Field(0, "chorales: use only the first N of the 371 (0 = all)", min=0),
             "tokens": Field("pitch_duration", "chorales: what a token is",
                             choices=("pitch_duration", "pitch")),
-            "transpose": Field(0, "chorales: augment the training melodies by transposing them up and down "
-                                  "by 1..N semitones (0 = off, 6 = all 12 keys)", min=0, max=6),
+            "transpose": Field(0, "chorales: augmentation: each epoch, every training melody in a random key "
+                                  "within N semitones up or down (0 = off, 6 = all 12 keys)", min=0, max=6),
             "seq_len": Field(100, "text: characters per training chunk", min=2),
             "max_chars": Field(0, "text: use only the first N characters (0 = all)", min=0),
             "val_fraction": Field(0.1, "validation share (tunes for chorales, characters for text)",
@@ -119,11 +119,13 @@ class LanguageModelTask(Task):
         summary = {"source": "music21 Bach chorales (soprano line), split by tune title",
                    "chorales": len(melodies), "tunes": len({ch.tune_key(c["title"]) for c in melodies}),
                    "train chorales": len(train), "validation chorales": len(val), "test chorales": len(test),
-                   "transpositions": len(shifts), "tokens": d["tokens"], "vocabulary": len(vocab),
+                   "keys per training melody": len(shifts), "tokens": d["tokens"], "vocabulary": len(vocab),
                    "train tokens": sum(len(s) - 1 for s in train_ids),
                    "test tokens": sum(len(s) - 1 for s in test_ids),
                    "test tokens unknown to training": int(sum(t == unk for s in test_ids for t in s))}
-        extra = {"test_titles": sorted({c["title"] for c in test})}
+        # train_ids holds every melody in each of its keys, consecutively (for the n-gram counts);
+        # datasets() samples one key per melody per epoch
+        extra = {"test_titles": sorted({c["title"] for c in test}), "keys": len(shifts)}
         return Prepared(train=train_ids, val=val_ids, test=test_ids, state=state, summary=summary,
                         fingerprint=fingerprint(json_ids(train_ids), json_ids(test_ids)), extra=extra)
 
@@ -165,23 +167,44 @@ class LanguageModelTask(Task):
     def datasets(self, cfg: dict, prepared: Prepared, batch_size: int):
         import tensorflow as tf
 
-        def make(sequences, shuffle):
-            if not sequences:
-                return None
+        seed = cfg["train"]["seed"]
+
+        def pad(sequences):
             longest = max(len(s) for s in sequences)
             padded = np.zeros((len(sequences), longest), np.int32)
             for i, s in enumerate(sequences):
                 padded[i, :len(s)] = s
-            x, y = padded[:, :-1], padded[:, 1:]
-            w = (y != 0).astype("float32")
-            ds = tf.data.Dataset.from_tensor_slices((x, y, w))
+            return padded
+
+        def finish(ds, shuffle, size):
             if shuffle:
-                ds = ds.shuffle(len(x), seed=cfg["train"]["seed"], reshuffle_each_iteration=True)
+                ds = ds.shuffle(size, seed=seed, reshuffle_each_iteration=True)
             ds = ds.batch(batch_size)
             # trim each batch to its longest sequence: less padding, faster epochs
             ds = ds.map(_trim_batch, num_parallel_calls=tf.data.AUTOTUNE)
             return ds.prefetch(tf.data.AUTOTUNE)
 
+        def split(padded):
+            x, y = padded[..., :-1], padded[..., 1:]
+            return x, y, tf.cast(y != 0, tf.float32)
+
+        def make(sequences, shuffle):
+            if not sequences:
+                return None
+            padded = pad(sequences)
+            ds = tf.data.Dataset.from_tensor_slices(split(padded))
+            return finish(ds, shuffle, len(padded))
+
+        keys = prepared.extra.get("keys", 1)
+        if keys > 1:
+            # transposition augmentation on the fly: every epoch, each melody in one random key
+            # of its ``keys`` versions (an epoch costs the same as without augmentation)
+            grouped = pad(prepared.train).reshape(-1, keys, max(len(s) for s in prepared.train))
+            ds = tf.data.Dataset.from_tensor_slices(grouped)
+            ds = ds.shuffle(len(grouped), seed=seed, reshuffle_each_iteration=True)
+            draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+            ds = tf.data.Dataset.zip((ds, draws)).map(lambda versions, r: split(versions[r % keys]))
+            return finish(ds, False, len(grouped)), make(prepared.val, False)
         return make(prepared.train, True), make(prepared.val, False)
 
     # -- model --------------------------------------------------------------------------
