@@ -25,7 +25,8 @@ bursts) make every sensor of a step NaN: a masked step.
 
 Windows have variable lengths (``min_seconds``..``max_seconds``), drawn
 independently of what happens: each scenario's event starts 0–3 s before its
-window ends (rarely just after), so the label cannot be read from the length.
+window ends, or up to 1 s after it (a quarter of the scenarios: not every
+collision is foreseeable), so the label cannot be read from the length.
 A window always ends before the first collision: scenarios that crash inside
 the window are dropped and replaced.
 
@@ -115,7 +116,7 @@ def draw_scenarios(n: int, steps: int, rng: np.random.Generator, window_end: np.
                    events: str = "end") -> Scenario:
     """Draw ``n`` scenarios for ``steps`` steps.
 
-    ``events="end"``: each event starts 0-3 s before ``window_end`` (rarely up to 1 s after);
+    ``events="end"``: each event starts 0-3 s before ``window_end`` (or up to 1 s after: 1 in 4);
     ``"anywhere"``: uniformly in the window's first 90 %.
     """
     u = lambda lo, hi: rng.uniform(lo, hi, n)  # noqa: E731
@@ -125,7 +126,7 @@ def draw_scenarios(n: int, steps: int, rng: np.random.Generator, window_end: np.
     if window_end is None:
         window_end = np.full(n, steps)
     event = rng.choice(len(EVENTS), size=n, p=EVENT_PROBS)
-    # the event starts 0-3 s before the window's end (or, rarely, up to 1 s after it), whatever the
+    # the event starts 0-3 s before the window's end (or up to 1 s after it: 1 in 4), whatever the
     # window's length: the label must not be readable from the length alone
     if events == "end":
         start = window_end - rng.uniform(-10.0, 30.0, n)

@@ -70,7 +70,10 @@ class Sequences:
 def read_sequences(path, *, per_step: bool, require_labels: bool = True, class_names=None,
                    feature_names=None, id_column: str = "sequence_id", time_column: str = "t",
                    label_column: str = "label", features=()) -> Sequences:
-    """Read ``path`` (.npz or .csv) for a task with one label per sequence or per step."""
+    """Read ``path`` (.npz or .csv) for a task with one label per sequence or per step.
+
+    ``require_labels=False`` (prediction) reads no labels at all, even when the file has them.
+    """
     path = Path(path)
     if not path.exists():
         raise DataError(f"data file not found: {path}")
@@ -168,9 +171,11 @@ def read_npz(path, *, per_step: bool, require_labels: bool = True, class_names=N
             raise DataError(f"{path}: ids has {len(ids)} entries; x has {n} sequences")
         file_classes = [str(v) for v in _npz_array(data, "class_names", path)] if "class_names" in keys else None
         y = None
-        if "y" in keys:
+        if not require_labels:
+            pass
+        elif "y" in keys:
             y = _npz_array(data, "y", path)
-        elif require_labels:
+        else:
             raise DataError(f"{path}: no array 'y' (found {sorted(keys)}); expected labels y "
                             f"{'[N, T] (one per step)' if per_step else '[N] (one per sequence)'}")
     valid = np.arange(t)[None, :] < lengths[:, None]
@@ -320,7 +325,7 @@ def read_long_csv(path, *, per_step: bool, require_labels: bool = True, class_na
         row = int(np.flatnonzero(times.isna().to_numpy())[0])
         raise DataError(f"{path}, line {line(row)}, column {time_column!r}: "
                         f"{frame[time_column].iloc[row]!r} is not a number (the step's time or index)")
-    labels = frame[label_column].str.strip() if label_column in columns else None
+    labels = frame[label_column].str.strip() if require_labels else None
     if labels is not None and (labels == "").any():
         row = int(np.flatnonzero((labels == "").to_numpy())[0])
         raise DataError(f"{path}, line {line(row)}, column {label_column!r}: empty label")
