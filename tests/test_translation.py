@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import subprocess
 import sys
@@ -44,6 +46,21 @@ def test_split_keeps_every_source_in_one_part():
     assert not (src[0] & src[2]) and not (src[0] & src[1]) and not (src[1] & src[2])
     assert len(train) + len(val) + len(test) == len(pairs)
     assert split_by_source(pairs, 0.1, 0.2, seed=0) == (train, val, test)
+
+
+def test_task_load_never_tests_on_training_sources(tmp_path, monkeypatch):
+    from nnkit.pipeline import resolve
+
+    monkeypatch.setenv("NNKIT_CACHE", str(tmp_path))
+    resolved = resolve("translate", overrides=["data.size=300", "data.target_lang=ja"])
+    prepared = resolved.task.load(resolved.cfg)
+    train, test = {s for s, _ in prepared.train}, {s for s, _ in prepared.test}
+    assert train and test and not (train & test)
+    assert len(prepared.train) + len(prepared.val) + len(prepared.test) == 300
+    assert prepared.state["tokenize"] == "char"  # auto: Japanese has no spaces
+    assert list(tmp_path.glob("number_corpus/en-ja-300-*.tsv"))  # cached
+    again = resolved.task.load(resolved.cfg)
+    assert again.test == prepared.test and again.state == prepared.state
 
 
 # -- the TSV reader --------------------------------------------------------------------------
@@ -160,9 +177,7 @@ def test_decoding_stops_at_end_token_and_max_length():
     assert [t.decode() for t in translator.translate(tf.constant(["abc"]))["translation"].numpy()] == [""]
 
 
-def test_builder_rejects_bad_arguments_and_saves():
-    import keras
-
+def test_builder_rejects_bad_arguments_and_names_layers():
     from nnkit.builders import build_seq2seq
 
     with pytest.raises(ValueError, match="attention='luong'"):
@@ -188,7 +203,7 @@ def test_transformer_reloads_in_safe_mode(tmp_path):
 
 # -- the recipe end to end ---------------------------------------------------------------------
 
-TINY = ["--set", "data.size=500", "--set", "train.epochs=1", "--set", "model.units=16",
+TINY = ["--set", "data.size=300", "--set", "train.epochs=1", "--set", "model.units=16",
         "--set", "model.embed_dim=8", "--set", "eval.heatmaps=2", "--set", "eval.examples=4"]
 
 
@@ -213,31 +228,32 @@ def test_translate_recipe_end_to_end(tmp_path, monkeypatch):
     state = json.loads((out / "state.json").read_text())
     assert state["tokenize"] == "word" and state["target_vocab"][:2] == ["[START]", "[END]"]
 
-    # predict: arguments, --file, and beam search
+    # predict: arguments and --file together, then beam search from model.keras
     sents = tmp_path / "sents.txt"
-    sents.write_text("twenty-one\n\nninety-seven\n", encoding="utf-8")
-    result = runner.invoke(cli, ["predict", str(out), "twenty-one", "ninety-seven"])
+    sents.write_text("ninety-seven\n\nMarch 5, 2021\n", encoding="utf-8")
+    result = runner.invoke(cli, ["predict", str(out), "twenty-one", "--file", str(sents)])
     assert result.exit_code == 0, result.output
     lines = result.output.strip().splitlines()
-    assert lines[0] == "source,translation" and len(lines) == 3 and lines[1].startswith("twenty-one,")
-    from_file = runner.invoke(cli, ["predict", str(out), "--file", str(sents)])
-    assert from_file.exit_code == 0 and from_file.output == result.output
+    assert lines[0] == "source,translation" and len(lines) == 4 and lines[1].startswith("twenty-one,")
+    assert lines[3].startswith('"March 5, 2021",')
     beam = runner.invoke(cli, ["predict", str(out), "twenty-one", "--beam", "3"])
     assert beam.exit_code == 0, beam.output
+    assert beam.output.strip().splitlines()[1].startswith("twenty-one,")
     wrong = runner.invoke(cli, ["predict", str(out), "twenty-one", "--horizon", "3"])
     assert wrong.exit_code == 2 and "--beam" in wrong.output
 
     # the SavedModel in a fresh process: strings in, the same strings out
-    code = ("import sys, tensorflow as tf; m = tf.saved_model.load(sys.argv[1]); "
+    code = ("import sys, json, tensorflow as tf; m = tf.saved_model.load(sys.argv[1]); "
             "out = m.translate(tf.constant(['twenty-one', 'ninety-seven']))['translation'].numpy(); "
             "sig = m.signatures['serving_default'](text=tf.constant(['twenty-one']))['translation'].numpy(); "
-            "print('|'.join(t.decode() for t in out)); print(sig[0].decode())")
+            "print(json.dumps([[t.decode() for t in out], sig[0].decode()]))")
     fresh = subprocess.run([sys.executable, "-c", code, str(out / "export" / "saved_model")],
                            capture_output=True, text=True, timeout=300)
     assert fresh.returncode == 0, fresh.stderr[-2000:]
-    first, second = fresh.stdout.strip().splitlines()[-2:]
-    expected = [line.split(",", 1)[1] for line in lines[1:]]
-    assert first.split("|") == expected and second == expected[0]
+    both, single = json.loads(fresh.stdout.strip().splitlines()[-1])
+    rows = list(csv.DictReader(io.StringIO(result.output)))
+    expected = [row["translation"] for row in rows[:2]]
+    assert both == expected and single == expected[0]
 
 
 def test_tsv_data_errors_exit_2(tmp_path):
