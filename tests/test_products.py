@@ -337,3 +337,20 @@ def test_bad_data_via_cli_exits_2(tmp_path):
     nan = _write(tmp_path / "nan.csv", "session_id,item_id\n,a\n,b\n")
     result = CliRunner().invoke(cli, ["run", "products", "--data", str(nan), "--out", str(tmp_path / "r")])
     assert result.exit_code == 2 and "column 'session_id'" in result.output
+
+
+def test_evaluation_without_categories_uses_cooccurrence():
+    from nnkit.tasks.embedding import EmbeddingTask
+
+    tokens = np.array([0, 1, 0, 1, 2, 3, 2, 3, 4, 5, 4, 5])
+    data = S.from_arrays(tokens, np.arange(0, 13, 2), np.array(list("abcdef")))
+    # a-b, c-d, e-f point the same way, as they co-occur in the sessions
+    vectors = np.array([[1, 0, 0, 0], [1, .1, 0, 0], [0, 1, 0, 0], [0, 1, .1, 0], [0, 0, 1, 0], [0, 0, 1, .1]],
+                       np.float32)
+    cfg = {"eval": {"k": 1, "sample": 100}, "train": {"seed": 0}, "model": {"dim": 4, "window": 1}}
+    evaluation = EmbeddingTask()._evaluate_without_categories(vectors, data, cfg)
+    assert evaluation.primary == "cooccur_at_1"
+    assert set(evaluation.baselines) == {"random", "ppmi_svd"}
+    assert evaluation.model["cooccur_at_1"] == 1.0
+    assert 0.0 <= evaluation.baselines["ppmi_svd"]["cooccur_at_1"] <= 1.0
+    assert "No item categories" in evaluation.verdict
