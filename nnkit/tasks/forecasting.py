@@ -892,7 +892,8 @@ def predict_csv(run, inputs: list, options: dict, echo) -> None:
     level = state.get("interval", {}).get("level")
     rows = []
     for h in range(horizon):
-        row = {"date": str(np.datetime_as_string(np.datetime64(step_dates[h], "ns"), unit="D")),
+        unit = "D" if freq in ("B", "D") else "s"  # intraday series keep their times
+        row = {"date": str(np.datetime_as_string(np.datetime64(step_dates[h], "ns"), unit=unit)),
                "step": h + 1, "forecast": round(forecasts[h], 6)}
         if lowers:
             row[f"lower_{int(level * 100)}"] = round(lowers[h], 6)
