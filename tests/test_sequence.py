@@ -310,8 +310,8 @@ def test_predict_command_on_npz_and_csv(runs, recipe, tmp_path):
     for i in range(3):
         for s in range(int(data.lengths[i])):
             values = ["" if np.isnan(v) else f"{v:.4f}" for v in data.x[i, s]]
-            rows.append(",".join([f"car{i}", str(s), *values]))
-    (tmp_path / "in.csv").write_text("sequence_id,t," + ",".join(driving.FEATURES) + "\n" + "\n".join(rows) + "\n")
+            rows.append(",".join([f"car{i}", str(s), *values, "unknown"]))  # labels are not read
+    (tmp_path / "in.csv").write_text("sequence_id,t," + ",".join(driving.FEATURES) + ",label\n" + "\n".join(rows) + "\n")
     runner = CliRunner()
     frames = []
     for name in ("in.npz", "in.csv"):
