@@ -81,9 +81,10 @@ class LanguageModelTask(Task):
         if data_cfg["val_fraction"] + data_cfg["test_fraction"] >= 0.8:
             raise DataError(f"data.val_fraction + data.test_fraction must leave some training data; received "
                             f"{data_cfg['val_fraction']} + {data_cfg['test_fraction']}")
-        if data_cfg["path"]:
-            return self._load_text(cfg)
-        return self._load_chorales(cfg)
+        prepared = self._load_text(cfg) if data_cfg["path"] else self._load_chorales(cfg)
+        if cfg["eval"]["sample_start"]:  # a bad start fails now, not after training
+            start_tokens(prepared.state, cfg["eval"]["sample_start"], what="eval.sample_start")
+        return prepared
 
     def _load_chorales(self, cfg: dict) -> Prepared:
         from nnkit.datasets import chorales as ch
@@ -476,13 +477,13 @@ def sequence_log_probs(model, sequences, batch_size: int = 64) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros(0)
 
 
-def start_tokens(state: dict, start: str) -> list[str]:
+def start_tokens(state: dict, start: str, what: str = "--start") -> list[str]:
     """The user's start (``C4``, ``C4 E4 G4``, ``D5_0.5``, or text) as vocabulary tokens."""
     vocab = state["vocabulary"]
     if state["mode"] == "text":
         unknown = sorted({c for c in start if c not in vocab})
         if unknown:
-            raise DataError(f"--start {start!r}: character(s) {''.join(unknown)!r} never occur in the "
+            raise DataError(f"{what} {start!r}: character(s) {''.join(unknown)!r} never occur in the "
                             "training text")
         return list(start)
     from nnkit.datasets import chorales as ch
@@ -498,7 +499,7 @@ def start_tokens(state: dict, start: str) -> list[str]:
             try:
                 name = ch.REST if pitch_text.upper() == ch.REST else ch.pitch_name(ch.parse_pitch(pitch_text))
             except ValueError:
-                raise DataError(f"--start {item!r}: expected a note such as C4, F#5, Bb3 (optionally with a "
+                raise DataError(f"{what} {item!r}: expected a note such as C4, F#5, Bb3 (optionally with a "
                                 f"duration in quarter notes, e.g. C4_1 or C4_0.5)") from None
             if duration:
                 candidate = f"{name}_{ch.format_duration(duration)}" if _is_duration(duration) else None
@@ -511,11 +512,11 @@ def start_tokens(state: dict, start: str) -> list[str]:
             pitches = [ch.parse_pitch(t.partition("_")[0]) for t in vocab
                        if t not in MELODY_RESERVED and not t.startswith(ch.REST)]
             span = f"{ch.pitch_name(min(pitches))}..{ch.pitch_name(max(pitches))}" if pitches else "none"
-            raise DataError(f"--start {item!r}: this note never occurs in the training melodies "
+            raise DataError(f"{what} {item!r}: this note never occurs in the training melodies "
                             f"(their pitches span {span}; raise data.transpose for more keys)")
         out.append(token)
     if not out:
-        raise DataError("--start: give at least one note, e.g. --start C4")
+        raise DataError(f"{what}: give at least one note, e.g. C4")
     return out
 
 
