@@ -83,7 +83,8 @@ class ForecastingTask(Task):
             "loss": Field("mse", "training loss on the scaled transformed target", choices=("mse", "huber", "mae")),
         },
         "eval": {
-            "season": Field(0, "seasonal-naive period in rows (0 = weekly: 5 for business days, 7 for daily)",
+            "season": Field(0, "seasonal-naive period in rows (0 = by frequency: 5 business days, 7 days, "
+                                      "a day of intraday rows, 52 weeks, 12 months)",
                             min=0),
             "ridge_alpha": Field(1.0, "ridge baseline L2 strength (on the scaled window)", min=0.0),
             "interval": Field(0.9, "prediction interval coverage (validation residual quantiles)",
@@ -163,7 +164,20 @@ class ForecastingTask(Task):
 # =====================================================================================
 
 def season_of(cfg: dict, freq: str) -> int:
-    return int(cfg["eval"]["season"] or (5 if freq == "B" else 7))
+    """``eval.season``, or the natural cycle of the data's frequency when it is 0."""
+    if cfg["eval"]["season"]:
+        return int(cfg["eval"]["season"])
+    if freq in ("B", "D"):
+        return 5 if freq == "B" else 7  # a week
+    seconds = int(freq.rstrip("s"))
+    day = 86400
+    if seconds < day:
+        return max(1, round(day / seconds))  # a day of intraday rows
+    if 6 * day <= seconds <= 8 * day:
+        return 52  # weekly rows: a year
+    if 27 * day <= seconds <= 32 * day:
+        return 12  # monthly rows: a year
+    return 7
 
 
 def input_length(window: int, transform: str) -> int:
