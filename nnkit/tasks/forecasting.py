@@ -57,7 +57,7 @@ class ForecastingTask(Task):
             "fill": Field("none", "missing values: fail, or carry the last value forward",
                           choices=("none", "ffill")),
             "transform": Field("log_return", "what the model predicts", choices=TRANSFORMS),
-            "calendar": Field(False, "add day-of-week/month/year features of the window's dates"),
+            "calendar": Field(False, "add sin/cos of day of week/month/year of each row's next date (daily data)"),
             "window": Field(30, "past values the model sees (prices in the serving input)", min=3),
             "horizon": Field(1, "future steps predicted at once (direct multi-step)", min=1),
             "val_fraction": Field(0.15, "validation share (chronological, before the test part)",
