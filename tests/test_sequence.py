@@ -366,3 +366,12 @@ def test_user_npz_with_other_features_and_classes(tmp_path, recipe, per_step):
     out = module.predict(**examples["predict"])
     labels = {v.decode() for v in np.asarray(out["label"]).ravel()} - {""}
     assert labels <= {"high", "low", "mid"}
+
+
+def test_the_positive_class_comes_second(tmp_path):
+    path = tmp_path / "s.csv"
+    path.write_text("sequence_id,t,gap,label\na,0,1,collision\nb,0,2,no_collision\nc,0,3,no_collision\n")
+    seqs = read_sequences(path, per_step=False)
+    assert seqs.class_names == ["no_collision", "collision"] and seqs.y.tolist() == [1, 0, 0]
+    path.write_text("sequence_id,t,gap,label\na,0,1,yes\nb,0,2,no\n")
+    assert read_sequences(path, per_step=False).class_names == ["no", "yes"]

@@ -218,8 +218,23 @@ def check_values(x: np.ndarray, valid: np.ndarray, names, where) -> None:
                             "expected at least one observed step")
 
 
+NEGATIVE_NAMES = {"0", "false", "no", "none", "negative", "neg", "normal", "safe", "ok", "n"}
+
+
+def _looks_negative(name: str) -> bool:
+    """A class name that says 'nothing happened' (no_collision, not_fraud, 0, false, ...)."""
+    low = name.strip().lower()
+    return low in NEGATIVE_NAMES or low.startswith(("no_", "no-", "no ", "not_", "not-", "not ", "non_", "non-",
+                                                    "non "))
+
+
 def encode_labels(y: np.ndarray, valid: np.ndarray | None, class_names, source: str):
-    """Map raw labels to class indices; returns (indices, class_names)."""
+    """Map raw labels to class indices; returns (indices, class_names).
+
+    Without ``class_names`` the classes are the sorted label values, except that
+    of two classes a 'negative' name (``no_collision``, ``not_x``, ``0``, ``false``)
+    goes first, so the second class is the positive one.
+    """
     y = np.asarray(y)
     inside = y if valid is None else y[valid]
     if y.dtype.kind == "f":
@@ -260,6 +275,9 @@ def encode_labels(y: np.ndarray, valid: np.ndarray | None, class_names, source: 
             idx = np.vectorize(lambda s: lookup.get(s, -1), otypes=[np.int32])(y.astype(str))
     if len(names) < 2:
         raise DataError(f"{source}: every label is {names[0] if names else '(none)'!r}; expected at least two classes")
+    if not class_names and len(names) == 2 and _looks_negative(names[1]) and not _looks_negative(names[0]):
+        names = names[::-1]  # the positive class comes second: ["no_collision", "collision"]
+        idx = np.where(idx >= 0, 1 - idx, idx)
     if valid is not None:
         idx = np.where(valid, idx, -1)
     return idx.astype(np.int32), names
