@@ -71,7 +71,7 @@ class LanguageModelTask(Task):
                                  type=float),
         },
     }
-    train_defaults = {"epochs": 60, "batch_size": 16, "learning_rate": 3e-3, "patience": 8,
+    train_defaults = {"epochs": 60, "batch_size": 16, "learning_rate": 6e-3, "patience": 8,
                       "clipnorm": 1.0}
     predict_options = frozenset({"start", "length", "temperature", "top_k", "seed"})
 
