@@ -54,6 +54,10 @@ def recipe_options(fn):
         click.option("--strategy", type=click.Choice(["default", "mirrored", "multi_worker", "tpu"]),
                      help="tf.distribute strategy (train.strategy)."),
         click.option("--quiet", is_flag=True, help="No progress bar."),
+        click.option("--workers", type=click.IntRange(min=1), default=None,
+                     help="With --local: number of worker processes (multi_worker)."),
+        click.option("--local", is_flag=True,
+                     help="Start a multi_worker cluster of --workers processes on localhost ports."),
         click.argument("recipe"),
     ]
     for option in reversed(options):
@@ -106,7 +110,11 @@ def show(recipe, data, config_file, overrides, schema):
             click.echo(f"# {key}: {field.describe()}  {field.help}")
 
 
-def _start(recipe, data, config_file, overrides, out, seed, epochs, strategy, quiet, stages):
+def _start(recipe, data, config_file, overrides, out, seed, epochs, strategy, quiet, stages,
+           workers=None, local=False, command="run"):
+    if local or workers:
+        return _launch_local(command, recipe, data, config_file, overrides, out, seed, epochs, strategy,
+                             quiet, workers, local)
     from nnkit.pipeline import resolve, start
 
     flags = {"train.seed": seed, "train.epochs": epochs, "train.strategy": strategy,
@@ -116,20 +124,43 @@ def _start(recipe, data, config_file, overrides, out, seed, epochs, strategy, qu
     click.echo(str(run.path))  # last line of stdout: scripts pick it up
 
 
+def _launch_local(command, recipe, data, config_file, overrides, out, seed, epochs, strategy, quiet, workers, local):
+    """``--strategy multi_worker --workers N --local``: N processes on localhost (nnkit.distribute)."""
+    from nnkit.distribute import launch_local
+
+    if not local or strategy not in (None, "multi_worker"):
+        raise NnkitError("--workers and --local go together, with --strategy multi_worker "
+                         "(e.g. nnkit run digits --strategy multi_worker --workers 2 --local)")
+    args = []
+    for flag, value in (("--data", data), ("--config", config_file), ("--seed", seed), ("--epochs", epochs)):
+        if value is not None:
+            args += [flag, str(Path(value).resolve()) if flag in ("--data", "--config") else str(value)]
+    for item in overrides:
+        args += ["--set", item]
+    if quiet:
+        args.append("--quiet")
+    code, run_path = launch_local(command, recipe, args, workers or 2, out, echo=click.echo)
+    if code:
+        raise click.exceptions.Exit(code)
+    click.echo(run_path)  # last line of stdout, as for a one-process run
+
+
 @cli.command()
 @recipe_options
-def run(recipe, data, config_file, overrides, out, seed, epochs, strategy, quiet):
+def run(recipe, data, config_file, overrides, out, seed, epochs, strategy, quiet, workers, local):
     """Train, evaluate, report and export (SavedModel) a recipe."""
     from nnkit.pipeline import RUN_STAGES
 
-    _start(recipe, data, config_file, overrides, out, seed, epochs, strategy, quiet, RUN_STAGES)
+    _start(recipe, data, config_file, overrides, out, seed, epochs, strategy, quiet, RUN_STAGES,
+           workers, local, "run")
 
 
 @cli.command()
 @recipe_options
-def train(recipe, data, config_file, overrides, out, seed, epochs, strategy, quiet):
+def train(recipe, data, config_file, overrides, out, seed, epochs, strategy, quiet, workers, local):
     """Train a recipe only (evaluate/report/export later)."""
-    _start(recipe, data, config_file, overrides, out, seed, epochs, strategy, quiet, ("train",))
+    _start(recipe, data, config_file, overrides, out, seed, epochs, strategy, quiet, ("train",),
+           workers, local, "train")
 
 
 @cli.command()

@@ -106,6 +106,7 @@ def start(resolved: Resolved, stages=RUN_STAGES, out: str | None = None, runs_ro
     """Load the data (so bad data fails before anything is written), then create and run."""
     task, cfg = resolved.task, resolved.cfg
     _quiet_tensorflow()
+    _prepare_devices(cfg)
     prepared = task.load(cfg)
     run = create_run(resolved.recipe.name, out=out, root=runs_root)
     write_text(run.config_file, config_mod.to_toml(cfg))
@@ -126,6 +127,7 @@ def resume(run_path: str) -> Run:
         raise NnkitError(f"{run.path}: already finished; nothing to resume")
     stages = meta.get("requested_stages", list(RUN_STAGES))
     _quiet_tensorflow()
+    _prepare_devices(resolved.cfg)
     run.set_status("running", resumed=meta.get("resumed", 0) + 1)
     _guard(run, lambda: _execute(run, resolved.task, resolved.cfg, stages, None))
     return run
@@ -182,6 +184,13 @@ def report(run: Run) -> Path:
         raise NnkitError(f"{run.path}: no metrics.json yet (run `nnkit evaluate {run.path}` first)")
     document = read_json(run.metrics_file)
     return write_report(run, document, run.meta().get("data"))
+
+
+def _prepare_devices(cfg: dict) -> None:
+    """Before the first TensorFlow op: logical CPU devices, a multi-worker strategy (nnkit.distribute)."""
+    from nnkit.distribute import prepare
+
+    prepare(cfg["train"])
 
 
 def _quiet_tensorflow() -> None:

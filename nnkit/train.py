@@ -200,6 +200,9 @@ def fit(task, cfg: dict, prepared, run: Run, extra_callbacks: list | None = None
     engine = _engine_for(strategy)
     engine(model, train_ds, val_ds, train_cfg, callbacks)
     save_model(model, run.model_file)  # the restored best weights, whatever the last epoch was
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        # evaluate/export on this worker alone: a plain copy, not collective variables
+        model = load_model(run.model_file, task.custom_objects())
     return model
 
 
