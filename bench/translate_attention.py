@@ -10,7 +10,7 @@ of the test inputs, side by side, with their ratio.
     python bench/translate_attention.py --set data.tokenize=char --set train.epochs=8
 
 Any ``--set`` applies to both runs. Run folders go to a temporary folder
-unless ``--keep DIR``.
+unless ``--keep DIR`` (a finished run found there is reused).
 """
 
 from __future__ import annotations
@@ -30,6 +30,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 def run_one(attention: str, overrides: list[str], folder: Path, quiet: bool) -> tuple[dict, float]:
     from nnkit.pipeline import resolve, start
 
+    done = folder / attention / "metrics.json"
+    if done.is_file():  # --keep DIR from an earlier, interrupted bench: reuse the finished run
+        return json.loads(done.read_text()), float("nan")
     sets = list(overrides) + [f"model.attention={attention}"]
     if quiet:
         sets.append("train.verbose=false")

@@ -350,6 +350,11 @@ class TranslationTask(Task):
         if rows:
             tables.append(("Test translations (longest first)",
                            "| source | reference | model | exact |\n|---|---|---|---|\n" + "\n".join(rows)))
+        wrong = [i for i in order if hyps[i] != canonical[i]][:n_show]
+        if wrong:
+            tables.append((f"Test mistakes ({sum(h != c for h, c in zip(hyps, canonical))} in all; longest first)",
+                           "| source | reference | model |\n|---|---|---|\n" +
+                           "\n".join(f"| {_md(sources[i])} | {_md(refs[i])} | {_md(hyps[i])} |" for i in wrong)))
         return Evaluation(
             primary="exact_match", higher_is_better=True, model=model_scores,
             baselines={"copy_source": copy_scores, "word_dictionary": dict_scores}, verdict=verdict, tables=tables,
