@@ -32,6 +32,8 @@ class Group(click.Group):
     def invoke(self, ctx):
         from nnkit.pipeline import Interrupted
 
+        if "nnkit.train" in sys.modules:  # --unsafe holds for one command, never the next
+            sys.modules["nnkit.train"].ALLOW_UNSAFE = False
         try:
             return super().invoke(ctx)
         except NnkitError as exc:
@@ -63,6 +65,34 @@ def recipe_options(fn):
     for option in reversed(options):
         fn = option(fn)
     return fn
+
+
+def unsafe_option(fn):
+    """``--unsafe``: the one way to load a model whose file carries Python code (a Lambda layer)."""
+    def apply(ctx, param, value):
+        if value:
+            from nnkit import train
+
+            train.ALLOW_UNSAFE = True
+            click.echo("warning: --unsafe: Python code stored in the model file may run; "
+                       "use it only for files you trust", err=True)
+        return value
+
+    return click.option("--unsafe", is_flag=True, expose_value=False, callback=apply,
+                        help="Load models with Lambda layers (runs code from the file; trusted files only).")(fn)
+
+
+def _check_predict_out(run, output) -> None:
+    """--out may go anywhere the user likes except over the run's own files."""
+    from pathlib import Path
+
+    target = Path(output).expanduser().resolve()
+    inside = run.path.resolve()
+    if target.is_dir():
+        raise NnkitError(f"--out {output}: is a folder; expected a file name (e.g. predictions.csv)")
+    if target.is_relative_to(inside) and not target.is_relative_to(inside / "predictions"):
+        raise NnkitError(f"--out {output}: inside the run folder {run.path}; predictions may go to "
+                         f"{run.path / 'predictions'}/ or outside the run, never over the run's own files")
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -166,6 +196,7 @@ def train(recipe, data, config_file, overrides, out, seed, epochs, strategy, qui
 @cli.command()
 @click.argument("run_dir", metavar="RUN")
 @click.option("--backtest", type=click.IntRange(min=2), help="Walk-forward evaluation over K folds (forecasting).")
+@unsafe_option
 def evaluate(run_dir, backtest):
     """Evaluate a run's model (and baselines) on its test part; rewrite metrics and report."""
     from nnkit import pipeline
@@ -201,6 +232,7 @@ def evaluate(run_dir, backtest):
 @click.option("--similar", help="Item id to find neighbours of (embeddings).")
 @click.option("-k", "k", type=click.IntRange(min=1), help="How many neighbours.")
 @click.option("--beam", type=click.IntRange(min=1), help="Beam width (translation).")
+@unsafe_option
 def predict(run_dir, inputs, input_file, output, **options):
     """Predict with a run's model on raw inputs (files, strings, ids)."""
     from nnkit import pipeline
@@ -209,6 +241,8 @@ def predict(run_dir, inputs, input_file, output, **options):
     run = open_run(run_dir)
     task = pipeline.run_config(run).task
     task.check_options({k: v for k, v in options.items()})
+    if output:
+        _check_predict_out(run, output)
     items = list(inputs)
     if input_file:
         from nnkit.datasets.text import read_lines
@@ -222,6 +256,7 @@ def predict(run_dir, inputs, input_file, output, **options):
 @click.argument("run_dir", metavar="RUN")
 @click.option("--format", "fmt", type=click.Choice(["saved_model", "keras", "onnx", "tflite"]),
               default="saved_model", show_default=True)
+@unsafe_option
 def export_cmd(run_dir, fmt):
     """Export a run's model; the artifact is reloaded and checked before it is kept."""
     from nnkit import pipeline
@@ -245,6 +280,7 @@ def report(run_dir):
 
 @cli.command()
 @click.argument("run_dir", metavar="RUN")
+@unsafe_option
 def resume(run_dir):
     """Continue an interrupted run where it stopped."""
     from nnkit.pipeline import resume as resume_run

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from nnkit.errors import NnkitError
+from nnkit.runs import PARTIAL, sweep_partial
 
 FORMATS = {
     "saved_model": "saved_model",
@@ -42,7 +43,8 @@ def export(run, task, fmt: str = "saved_model", model=None) -> Path:
         model = load_model(run.model_file, task.custom_objects())
     target = run.export_dir / FORMATS[fmt]
     run.export_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{fmt}-", dir=run.export_dir) as work:
+    sweep_partial(run.export_dir)  # what an export killed half-way left behind
+    with tempfile.TemporaryDirectory(prefix=f"{PARTIAL}{fmt}-", dir=run.export_dir) as work:
         work = Path(work)
         artifact = work / FORMATS[fmt]
         examples_file = work / "check.npz"
@@ -65,7 +67,7 @@ def _check_optional_packages(fmt: str) -> None:
 
 def _replace(source: Path, target: Path) -> None:
     """Move ``source`` to ``target``; an existing target is set aside, then removed."""
-    old = target.with_name(f".{target.name}.old")
+    old = target.with_name(f"{PARTIAL}{target.name}.old")
     if old.exists():
         shutil.rmtree(old) if old.is_dir() else old.unlink()
     if target.exists():
@@ -136,7 +138,22 @@ def _write_saved_model(run, task, model, artifact: Path, examples_file: Path) ->
     signatures = dict(endpoints)
     signatures["serving_default"] = next(iter(endpoints.values()))
     tf.saved_model.save(module, str(artifact), signatures=signatures)
+    write_identity(artifact, run, list(examples))
     _save_check(examples_file, cases)
+
+
+IDENTITY = "assets.extra/nnkit.json"  # TF Serving ignores assets.extra/; predict reads it
+
+
+def write_identity(artifact: Path, run, endpoints: list) -> None:
+    """Record which task and recipe made this SavedModel, so predict can refuse another task's."""
+    import json
+
+    meta = run.meta()
+    path = Path(artifact) / IDENTITY
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"task": meta.get("task"), "recipe": meta.get("recipe"),
+                                "endpoints": endpoints}) + "\n")
 
 
 def _track_keras_state(module) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from nnkit import config as config_mod
 from nnkit.errors import NnkitError
 from nnkit.registry import Recipe, load_recipe
-from nnkit.runs import Run, base_meta, create_run, open_run, write_json, write_text
+from nnkit.runs import Run, base_meta, create_run, open_run, sweep_partial, write_json, write_text
 from nnkit.tasks import get_task
 
 RUN_STAGES = ("train", "evaluate", "report", "export")
@@ -126,6 +126,7 @@ def resume(run_path: str) -> Run:
     if meta.get("status") == "finished":
         raise NnkitError(f"{run.path}: already finished; nothing to resume")
     stages = meta.get("requested_stages", list(RUN_STAGES))
+    sweep_partial(run.path)  # half-written files of the killed process (never renamed into place)
     _quiet_tensorflow()
     _prepare_devices(resolved.cfg)
     run.set_status("running", resumed=meta.get("resumed", 0) + 1)
@@ -144,6 +145,10 @@ def _execute(run: Run, task, cfg: dict, stages, prepared) -> None:
     if "train" in stages and "train" not in done:
         model = train.fit(task, cfg, prepared, run)
         _stage_done(run, "train")
+    if "train" in run.meta().get("stages", []):
+        import shutil  # the resumable checkpoint is no longer needed once model.keras is recorded
+
+        shutil.rmtree(run.checkpoint_dir / "backup", ignore_errors=True)
     if "evaluate" in stages and "evaluate" not in done:
         model = model or train.load_model(run.model_file, task.custom_objects())
         evaluate(run, task, cfg, model, prepared)

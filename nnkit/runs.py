@@ -30,6 +30,7 @@ from typing import Any, Iterator, Mapping
 from nnkit.errors import NnkitError
 
 STATUSES = ("running", "finished", "failed", "interrupted")
+PARTIAL = ".partial."  # name prefix of files and folders still being written (left behind only by a kill)
 
 
 # -- atomic writes -----------------------------------------------------------------------
@@ -42,7 +43,7 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f"{PARTIAL}{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
     try:
@@ -54,6 +55,22 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def sweep_partial(folder: str | Path) -> list[Path]:
+    """Remove what a killed process left half-written under ``folder`` (``.partial.*``)."""
+    import shutil
+
+    removed = []
+    for path in sorted(Path(folder).rglob(f"{PARTIAL}*"), key=lambda p: len(p.parts)):
+        if not os.path.lexists(path):
+            continue  # inside a folder removed just before
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -178,6 +195,10 @@ def create_run(recipe_name: str, out: str | Path | None = None, root: str | Path
         return Run(path)
     base = Path(root) / _safe_component(recipe_name)
     base.mkdir(parents=True, exist_ok=True)
+    real_root = Path(root).resolve()
+    if base.resolve().parent != real_root:  # runs/<recipe> is a symlink to somewhere else
+        raise NnkitError(f"{base}: is a symbolic link out of {root}; refusing to write a run there "
+                         f"(remove the link, or choose a folder with --out)")
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     while True:  # exist_ok=False makes the claim atomic across processes
         path = base / f"{stamp}-{secrets.token_hex(3)}"
@@ -197,7 +218,22 @@ def open_run(path: str | Path) -> Run:
     for needed in (run.config_file, run.meta_file):
         if not needed.is_file():
             raise NnkitError(f"{path}: not an nnkit run folder (missing {needed.name})")
+    check_contained(run)
     return run
+
+
+LAYOUT = ("config.toml", "meta.json", "state.json", "model.keras", "history.csv", "metrics.json",
+          "report.md", "checkpoints", "plots", "logs", "export", "predictions")
+
+
+def check_contained(run: Run) -> None:
+    """Refuse a run folder whose own entries are symbolic links: nnkit writes there, and a link
+    (in a folder someone handed over) would carry those writes outside the run folder."""
+    for name in LAYOUT:
+        entry = run.path / name
+        if entry.is_symlink():
+            raise NnkitError(f"{entry}: is a symbolic link (to {os.readlink(entry)}); a run folder must hold "
+                             "its own files, so nnkit refuses to write through it (nothing was written)")
 
 
 def base_meta(recipe: str, task: str, cfg: Mapping, command: list[str] | None = None) -> dict:

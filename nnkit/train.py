@@ -4,7 +4,8 @@ One trainer for every task. The task supplies the model builder, the loss
 and the datasets; this module supplies everything a careful Keras user
 writes around ``model.fit``: seeds and determinism, the distribution
 strategy's scope, the optimizer, EarlyStopping that survives a resume,
-BackupAndRestore, the best-model checkpoint, CSV history and TensorBoard.
+an atomic per-epoch checkpoint to resume from (RunCheckpoint), the best-model
+checkpoint, CSV history and TensorBoard.
 """
 
 from __future__ import annotations
@@ -81,45 +82,39 @@ def make_optimizer(train_cfg: dict, steps_per_epoch: int) -> keras.optimizers.Op
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
     """EarlyStopping whose patience counter and best weights survive ``nnkit resume``.
 
-    Keras's BackupAndRestore restores the model and the epoch but not the
-    callbacks' state, so a resumed run would forget its best epoch.
+    Keras restores neither after an interruption, so a resumed run would
+    forget its best epoch. The state is saved by :class:`RunCheckpoint`, in
+    the same atomic commit as the weights of the epoch it belongs to.
     """
 
-    def __init__(self, state_dir: Path, **kwargs):
+    def __init__(self, state_dir: Path | None = None, **kwargs):
         super().__init__(**kwargs)
-        self.state_dir = Path(state_dir)
+        self.state_dir = Path(state_dir) if state_dir is not None else None
+        self._saved_best = (None, None)  # (best_epoch, file) last written
 
-    @property
-    def _state_file(self):
-        return self.state_dir / "early_stopping.json"
-
-    @property
-    def _weights_file(self):
-        return self.state_dir / "best.weights.h5"
-
-    def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
-        if self._state_file.is_file():
-            saved = json.loads(self._state_file.read_text())
-            self.wait, self.best_epoch = saved["wait"], saved["best_epoch"]
-            self.best = saved["best"] if saved["best"] is not None else self.best
-            if self._weights_file.is_file() and self.restore_best_weights:
-                current = self.model.get_weights()
-                self.model.load_weights(self._weights_file)
-                self.best_weights = self.model.get_weights()
-                self.model.set_weights(current)
-
-    def on_epoch_end(self, epoch, logs=None):
-        improved_before = self.best_epoch
-        super().on_epoch_end(epoch, logs)
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        improved = self.best_epoch != improved_before or not self._weights_file.exists()
-        if self.restore_best_weights and improved:
-            with atomic_path(self._weights_file, suffix=".weights.h5") as tmp:
-                self.model.save_weights(tmp)
+    def checkpoint_state(self, folder: Path, epochs_done: int) -> dict:
         best = None if self.best is None or not np.isfinite(self.best) else float(self.best)
-        with atomic_path(self._state_file) as tmp:
-            tmp.write_text(json.dumps({"wait": self.wait, "best": best, "best_epoch": self.best_epoch}))
+        state = {"wait": self.wait, "best": best, "best_epoch": self.best_epoch,
+                 "stopped_epoch": self.stopped_epoch, "best_weights": None}
+        if self.restore_best_weights and self.best_weights is not None:
+            if self._saved_best[0] != self.best_epoch or not (folder / str(self._saved_best[1])).is_file():
+                name = f"best-epoch-{self.best_epoch + 1}.npz"
+                with atomic_path(folder / name, suffix=".npz") as tmp:
+                    with open(tmp, "wb") as handle:  # arrays only: loaded back with allow_pickle=False
+                        np.savez(handle, *self.best_weights)
+                self._saved_best = (self.best_epoch, name)
+            state["best_weights"] = self._saved_best[1]
+        return state
+
+    def restore_checkpoint_state(self, folder: Path, state: dict) -> None:
+        self.wait, self.best_epoch = state["wait"], state["best_epoch"]
+        self.stopped_epoch = state.get("stopped_epoch", 0)
+        if state["best"] is not None:
+            self.best = state["best"]
+        if state.get("best_weights"):
+            with np.load(folder / state["best_weights"], allow_pickle=False) as data:
+                self.best_weights = [data[f"arr_{i}"] for i in range(len(data.files))]
+            self._saved_best = (self.best_epoch, state["best_weights"])
 
 
 class AtomicBestModel(keras.callbacks.Callback):
@@ -136,17 +131,137 @@ class AtomicBestModel(keras.callbacks.Callback):
             self.best = np.inf if value is None else value
             save_model(self.model, self.path)
 
+    def checkpoint_state(self, folder: Path, epochs_done: int) -> dict:
+        return {"best": float(self.best) if np.isfinite(self.best) else None}
+
+    def restore_checkpoint_state(self, folder: Path, state: dict) -> None:
+        self.best = np.inf if state.get("best") is None else state["best"]
+
+
+class RunCheckpoint(keras.callbacks.Callback):
+    """The training state of a run, saved at the end of every epoch in one atomic commit.
+
+    Replaces ``keras.callbacks.BackupAndRestore``, which writes its weights and
+    its epoch counter as two plain files (a kill between them, or during
+    them, leaves a checkpoint that disagrees with itself or cannot be read)
+    and restores neither the random-seed state of dropout/augmentation layers
+    nor the other callbacks' state. Here one commit is: the weights (with the
+    optimizer) in ``epoch-K.weights.h5``, then ``checkpoint.json`` naming
+    that file and holding the seed-generator states and the state of the
+    early-stopping, best-model and EMA callbacks; each file is written to a
+    temporary name and renamed, and ``checkpoint.json`` is renamed last, so a
+    kill at any instant leaves the previous commit whole. Files no commit
+    names are removed after the commit.
+
+    Saved once per epoch (not per batch): a kill mid-epoch redoes that epoch
+    from its start, which keeps a resumed deterministic run identical to an
+    uninterrupted one (Keras restores only the epoch, not the batch, so
+    batch-level saves would replay the epoch's first batches on newer weights).
+    It is placed last among the callbacks so that it commits after the others
+    have finished the epoch. The folder is kept after training ends; the
+    pipeline removes it once the train stage is recorded as done.
+    """
+
+    INDEX = "checkpoint.json"
+
+    def __init__(self, folder: Path, stateful: list | None = None):
+        super().__init__()
+        self.folder = Path(folder)
+        self.stateful = list(stateful or [])
+
+    @classmethod
+    def read(cls, folder: Path) -> dict | None:
+        index = Path(folder) / cls.INDEX
+        if not index.is_file():
+            return None
+        return json.loads(index.read_text())
+
+    def _keyed(self):
+        return [(f"{type(cb).__name__}-{i}", cb) for i, cb in enumerate(self.stateful)]
+
+    def on_train_begin(self, logs=None):
+        saved = self.read(self.folder)
+        if saved is None:
+            return
+        optimizer = self.model.optimizer
+        if optimizer is not None and not optimizer.built:
+            optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(self.folder / saved["weights"])
+        for variable, value in zip(_seed_variables(self.model), saved.get("seeds", [])):
+            variable.assign(np.asarray(value, dtype=variable.dtype))
+        states = saved.get("callbacks", {})
+        for key, cb in self._keyed():
+            if key not in states:
+                continue
+            if isinstance(cb, keras.callbacks.SwapEMAWeights):
+                cb._ema_weights_in_model = bool(states[key]["ema_in_model"])
+            else:
+                cb.restore_checkpoint_state(self.folder, states[key])
+        # an early stop already decided counts as the end of training
+        self.model._initial_epoch = self.params["epochs"] if saved.get("stopped") else saved["epoch"]
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.folder.mkdir(parents=True, exist_ok=True)
+        done = epoch + 1
+        weights = f"epoch-{done}.weights.h5"
+        with atomic_path(self.folder / weights, suffix=".weights.h5") as tmp:
+            self.model.save_weights(tmp)
+        states = {}
+        for key, cb in self._keyed():
+            if isinstance(cb, keras.callbacks.SwapEMAWeights):
+                states[key] = {"ema_in_model": bool(cb._ema_weights_in_model)}
+            else:
+                states[key] = cb.checkpoint_state(self.folder, done)
+        index = {"epoch": done, "weights": weights, "stopped": bool(self.model.stop_training),
+                 "seeds": [np.asarray(v.numpy()).tolist() for v in _seed_variables(self.model)],
+                 "callbacks": states}
+        with atomic_path(self.folder / self.INDEX) as tmp:
+            tmp.write_text(json.dumps(index))
+        keep = {self.INDEX, weights} | {s.get("best_weights") for s in states.values()}
+        for path in self.folder.iterdir():
+            if path.name not in keep and not path.name.startswith("."):
+                path.unlink()
+
+
+def _seed_variables(model) -> list:
+    """The state of every SeedGenerator (dropout, augmentation): not part of save_weights."""
+    return [v for v in model.variables if v.path.endswith("seed_generator_state")]
+
 
 def save_model(model: keras.Model, path: Path) -> None:
     with atomic_path(path, suffix=".keras") as tmp:
         model.save(tmp)
 
 
-def load_model(path: Path, custom_objects: dict | None = None, unsafe: bool = False) -> keras.Model:
-    """Load a ``.keras`` file in safe mode: no Lambda bytecode, no unknown objects."""
-    from nnkit import layers  # noqa: F401  registers nnkit's serializable layers
+def load_model(path: Path, custom_objects: dict | None = None, unsafe: bool | None = None) -> keras.Model:
+    """Load a ``.keras`` file in safe mode: no Lambda bytecode, no unknown objects.
 
-    return keras.saving.load_model(path, custom_objects=custom_objects, safe_mode=not unsafe)
+    ``unsafe`` (default: :data:`ALLOW_UNSAFE`, set by the CLI's ``--unsafe``)
+    lets Keras deserialize Python lambdas, i.e. run code stored in the file.
+    Refusals and unreadable files become one-line ``NnkitError``s.
+    """
+    from nnkit import layers  # noqa: F401  registers nnkit's serializable layers
+    from nnkit.errors import NnkitError
+
+    unsafe = ALLOW_UNSAFE if unsafe is None else unsafe
+    path = Path(path)
+    if not path.is_file():
+        raise NnkitError(f"{path}: no such model file")
+    try:
+        return keras.saving.load_model(path, custom_objects=custom_objects, safe_mode=not unsafe)
+    except Exception as exc:  # Keras raises ValueError/TypeError/OSError/zipfile errors here
+        text = " ".join(str(exc).split())
+        if "safe_mode" in text or "lambda" in text.lower():
+            raise NnkitError(f"{path}: refused: the model holds a Lambda layer (Python code that would run "
+                             "on loading); load it only if you trust its author, with --unsafe") from None
+        if "Could not locate" in text or "custom_objects" in text or "Unknown" in text:
+            name = text.split("'")[1] if text.count("'") >= 2 else "?"
+            raise NnkitError(f"{path}: refused: the model needs custom object {name!r}, which neither Keras "
+                             "nor nnkit provides (nnkit never imports code named by a model file)") from None
+        raise NnkitError(f"{path}: not a loadable .keras model ({type(exc).__name__}: {text[:200]})") from None
+
+
+ALLOW_UNSAFE = False  # the CLI's --unsafe flag; never set from the environment or a config file
 
 
 def callbacks_for(run: Run, train_cfg: dict, has_validation: bool, monitor: str = "val_loss") -> list:
@@ -154,18 +269,19 @@ def callbacks_for(run: Run, train_cfg: dict, has_validation: bool, monitor: str 
         monitor = "loss"
     run.checkpoint_dir.mkdir(parents=True, exist_ok=True)
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(run.checkpoint_dir / "backup"), save_freq="epoch",
-                                         delete_checkpoint=True),
         keras.callbacks.CSVLogger(str(run.history_file), append=True),
         keras.callbacks.TensorBoard(str(run.log_dir), write_graph=False, profile_batch=0),
     ]
     if train_cfg["ema"]:  # validate, stop early and checkpoint on the averaged weights
         callbacks.insert(0, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     if train_cfg["early_stopping"]:
-        callbacks.insert(1, ResumableEarlyStopping(run.checkpoint_dir, monitor=monitor,
+        callbacks.insert(1, ResumableEarlyStopping(monitor=monitor,
                                                    patience=train_cfg["patience"],
                                                    restore_best_weights=True))
     callbacks.append(AtomicBestModel(run.model_file, monitor=monitor))
+    stateful = [c for c in callbacks if hasattr(c, "checkpoint_state")
+                or isinstance(c, keras.callbacks.SwapEMAWeights)]
+    callbacks.append(RunCheckpoint(run.checkpoint_dir / "backup", stateful))  # fit() keeps it last
     return callbacks
 
 
@@ -197,6 +313,9 @@ def fit(task, cfg: dict, prepared, run: Run, extra_callbacks: list | None = None
     run.update_meta(precision=policy, strategy=train_cfg["strategy"], replicas=replicas,
                     global_batch_size=global_batch)
     callbacks = callbacks_for(run, train_cfg, val_ds is not None) + list(extra_callbacks or [])
+    callbacks.sort(key=lambda c: isinstance(c, RunCheckpoint))  # the commit comes after every other callback
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):  # nnkit's own engine: one per epoch
+        _replay_epochs(train_ds, RunCheckpoint.read(run.checkpoint_dir / "backup"))
     engine = _engine_for(strategy)
     engine(model, train_ds, val_ds, train_cfg, callbacks)
     save_model(model, run.model_file)  # the restored best weights, whatever the last epoch was
@@ -204,6 +323,26 @@ def fit(task, cfg: dict, prepared, run: Run, extra_callbacks: list | None = None
         # evaluate/export on this worker alone: a plain copy, not collective variables
         model = load_model(run.model_file, task.custom_objects())
     return model
+
+
+def _replay_epochs(train_ds, saved: dict | None) -> None:
+    """On resume, draw as many iterators as the finished epochs drew, so the shuffle order continues.
+
+    ``Dataset.shuffle(seed=..., reshuffle_each_iteration=True)`` takes new
+    seeds each time an iterator is made; a fresh process would otherwise
+    replay epoch 0's order at the resumed epoch. Keras 3's ``fit`` (its
+    ``EpochIterator`` with no ``steps_per_epoch``) makes two iterators per
+    epoch when the batch count is known (one at the start, a spare at the
+    end), and one fewer in all when it must discover it in the first epoch;
+    ``tests/test_kill_resume.py`` checks this against the installed Keras.
+    Making an iterator reads no data.
+    """
+    if not saved:
+        return
+    done = int(saved["epoch"])
+    count = 2 * done if int(train_ds.cardinality()) > 0 else max(0, 2 * done - 1)
+    for _ in range(count):
+        iter(train_ds)
 
 
 def _engine_for(strategy):
