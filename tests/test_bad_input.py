@@ -1,0 +1,493 @@
+"""Bad input, one table: every case exits 2 with one clear line and damages nothing.
+
+Each row of ``CASES`` builds a bad input in a temporary folder and gives the
+command line; the test checks: exit code 2, exactly one line on standard
+error (``error: ...``) that contains the expected words (the file, line or
+key, and what was expected), no traceback, no run folder created, and every
+file that existed before (inputs, an existing run folder) byte-for-byte
+unchanged. ``docs/bad-input.md`` is generated from this table with the
+messages nnkit actually prints::
+
+    python tests/test_bad_input.py > docs/bad-input.md
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from helpers import ROOT  # noqa: E402
+
+
+@dataclass
+class Case:
+    id: str
+    area: str
+    what: str  # the bad input, in words
+    setup: Callable[[Path], list]  # builds files under tmp, returns the CLI arguments
+    expect: tuple  # words the one-line message must contain
+    needs_run: bool = False  # uses the finished perceptron run (``RUN`` in args)
+
+
+# -- small file builders ----------------------------------------------------------------------
+
+def text(path: Path, content: str | bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
+    return path
+
+
+def png(path: Path, width: int, height: int, value: int = 128) -> Path:
+    """A valid grayscale PNG written with zlib only (no imaging library needed)."""
+    def chunk(kind, data):
+        return (len(data).to_bytes(4, "big") + kind + data
+                + zlib.crc32(kind + data).to_bytes(4, "big"))
+    rows = b"".join(b"\x00" + bytes([value]) * width for _ in range(height))
+    body = (chunk(b"IHDR", width.to_bytes(4, "big") + height.to_bytes(4, "big") + b"\x08\x00\x00\x00\x00")
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + body)
+    return path
+
+
+def table(path: Path, rows: int = 30, bad: dict | None = None, sep: str = ",", label=lambda i: i % 2) -> Path:
+    """A small numeric CSV (a,b,label); ``bad`` maps (row, column) -> a raw cell."""
+    lines = [sep.join(["a", "b", "label"])]
+    for i in range(rows):
+        cells = {"a": str(i * 0.5), "b": str(1 + i % 3), "label": str(label(i))}
+        for (row, column), value in (bad or {}).items():
+            if row == i:
+                cells[column] = value
+        lines.append(sep.join([cells["a"], cells["b"], cells["label"]]))
+    return text(path, "\n".join(lines) + "\n")
+
+
+def prices(path: Path, rows: int = 80, bad: dict | None = None, swap: int | None = None) -> Path:
+    import datetime as dt
+
+    days = [dt.date(2020, 1, 1) + dt.timedelta(days=i) for i in range(rows)]
+    if swap is not None:
+        days[swap], days[swap + 1] = days[swap + 1], days[swap]
+    lines = ["Date,Close"]
+    for i, day in enumerate(days):
+        cells = [day.isoformat(), f"{100 + np.sin(i):.3f}"]
+        for (row, column), value in (bad or {}).items():
+            if row == i:
+                cells[{"Date": 0, "Close": 1}[column]] = value
+        lines.append(",".join(cells))
+    return text(path, "\n".join(lines) + "\n")
+
+
+def sequences_csv(path: Path, bad_cell: str | None = None) -> Path:
+    lines = ["sequence_id,t,gap,speed,label"]
+    for s in range(12):
+        for t in range(5):
+            gap = bad_cell if (bad_cell is not None and s == 3 and t == 2) else f"{20 - t:.1f}"
+            lines.append(f"s{s},{t * 0.1:.1f},{gap},{10 + t},{s % 2}")
+    return text(path, "\n".join(lines) + "\n")
+
+
+def npz(path: Path, **arrays) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **arrays)
+    return path
+
+
+def ragged_npz(path: Path) -> Path:
+    """An .npz whose 'x' is an object array (needs pickle): sequences of different lengths."""
+    ragged = np.empty(3, dtype=object)
+    for i, n in enumerate((4, 6, 5)):
+        ragged[i] = np.zeros((n, 2))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, x=ragged, y=np.array([0, 1, 0]))
+    return path
+
+
+def recipe_file(path: Path, body: str) -> Path:
+    return text(path, body)
+
+
+def run_folder_of(path: Path, status: str = "finished") -> Path:
+    """The two files that make a folder an nnkit run folder (enough for the checks before TF)."""
+    text(path / "config.toml", '[recipe]\ntask = "binary_classification"\nname = "perceptron"\n')
+    text(path / "meta.json", json.dumps({"status": status, "task": "binary_classification"}))
+    return path
+
+
+# -- the table -----------------------------------------------------------------------------------
+
+OUT = "OUT"  # replaced by a run folder path that must not appear
+RUN = "RUN"  # replaced by the finished perceptron run folder
+
+CASES = [
+    # recipes and config
+    Case("unknown-recipe", "config", "a recipe name that is not bundled",
+         lambda t: ["run", "digitz", "--out", OUT], ("unknown recipe 'digitz'", "did you mean 'digits'")),
+    Case("recipe-file-missing", "config", "a recipe path that does not exist",
+         lambda t: ["run", str(t / "mine.toml"), "--out", OUT], ("recipe file not found", "mine.toml")),
+    Case("recipe-invalid-toml", "config", "a recipe file that is not valid TOML",
+         lambda t: ["run", str(recipe_file(t / "bad.toml", "[recipe\ntask = 1")), "--out", OUT],
+         ("bad.toml", "invalid TOML", "line 1")),
+    Case("recipe-no-task", "config", "a recipe file without [recipe] task",
+         lambda t: ["run", str(recipe_file(t / "notask.toml", "[train]\nepochs = 2\n")), "--out", OUT],
+         ("notask.toml", "missing [recipe] task")),
+    Case("recipe-unknown-task", "config", "a recipe naming a task that does not exist",
+         lambda t: ["run", str(recipe_file(t / "typo.toml", '[recipe]\ntask = "image_clasification"\n')),
+                    "--out", OUT], ("unknown task 'image_clasification'", "did you mean 'image_classification'")),
+    Case("recipe-unknown-key", "config", "a recipe file with a mistyped key",
+         lambda t: ["run", str(recipe_file(t / "key.toml", '[recipe]\ntask = "binary_classification"\n'
+                                           "[train]\nepoch = 3\n")), "--out", OUT],
+         ("key.toml", "unknown config key 'train.epoch'", "did you mean 'train.epochs'")),
+    Case("set-unknown-key", "config", "--set with an unknown key",
+         lambda t: ["run", "perceptron", "--set", "train.epochz=3", "--out", OUT],
+         ("--set", "unknown config key 'train.epochz'", "did you mean 'train.epochs'")),
+    Case("set-wrong-type", "config", "--set with a value of the wrong type",
+         lambda t: ["run", "perceptron", "--set", "train.epochs=five", "--out", OUT],
+         ("'train.epochs'", "wrong type", "'five'", "expected an integer")),
+    Case("set-out-of-range", "config", "--set with a value out of range",
+         lambda t: ["run", "perceptron", "--set", "data.test_fraction=1.5", "--out", OUT],
+         ("'data.test_fraction'", "out of range", "<= 0.5")),
+    Case("set-not-a-choice", "config", "--set with a value not among the choices",
+         lambda t: ["run", "digits", "--set", "train.optimizer=adamw", "--out", OUT],
+         ("'train.optimizer'", "'adamw'", "one of 'sgd', 'adam', 'rmsprop'")),
+    Case("set-no-equals", "config", "--set without key=value",
+         lambda t: ["run", "perceptron", "--set", "train.epochs", "--out", OUT],
+         ("--set 'train.epochs'", "expected key=value")),
+    Case("set-bad-list", "config", "--set with a list that is not valid TOML",
+         lambda t: ["run", "digits", "--set", "model.filters=[8,", "--out", OUT],
+         ("--set", "is not valid TOML")),
+    Case("config-not-utf8", "config", "--config file in Latin-1",
+         lambda t: ["run", "perceptron", "--config", str(text(t / "latin.toml", "[data]\nlabel_column = 'caf\xe9'"
+                                                                .encode("latin-1"))), "--out", OUT],
+         ("latin.toml", "not UTF-8")),
+    Case("config-section-as-value", "config", "--config file giving a value where a section belongs",
+         lambda t: ["run", "perceptron", "--config", str(text(t / "flat.toml", "train = 3\n")), "--out", OUT],
+         ("flat.toml", "'train' is a section")),
+    Case("out-not-empty", "config", "--out naming a folder that already holds files",
+         lambda t: ["run", "perceptron", "--out", str(text(t / "busy" / "keep.txt", "mine").parent)],
+         ("--out", "busy", "not an empty folder")),
+    # run folders
+    Case("not-a-run-folder", "run folder", "resume of a folder that is not a run",
+         lambda t: ["resume", str((t / "plain").mkdir() or t / "plain")], ("plain", "not an nnkit run folder")),
+    Case("no-such-run", "run folder", "predict on a run folder that does not exist",
+         lambda t: ["predict", str(t / "nowhere"), "x.csv"], ("nowhere", "no such run folder")),
+    Case("resume-finished", "run folder", "resume of a run that already finished",
+         lambda t: ["resume", str(run_folder_of(t / "done"))], ("done", "already finished")),
+    Case("run-folder-symlink", "run folder", "a run folder whose export/ is a link to elsewhere",
+         lambda t: ["export", str(_linked_run(t))], ("export", "symbolic link", "refuses to write through it")),
+    # binary classification (CSV tables)
+    Case("table-missing-file", "table", "--data naming a file that does not exist",
+         lambda t: ["run", "perceptron", "--data", str(t / "nope.csv"), "--out", OUT], ("nope.csv",)),
+    Case("table-empty", "table", "an empty CSV file",
+         lambda t: ["run", "perceptron", "--data", str(text(t / "empty.csv", "")), "--out", OUT],
+         ("empty.csv", "empty CSV file")),
+    Case("table-header-only", "table", "a CSV with a header and no rows",
+         lambda t: ["run", "perceptron", "--data", str(text(t / "head.csv", "a,b,label\n")), "--out", OUT],
+         ("head.csv", "no data rows")),
+    Case("table-semicolons", "table", "a CSV separated by semicolons",
+         lambda t: ["run", "perceptron", "--data", str(table(t / "semi.csv", sep=";")), "--out", OUT],
+         ("semi.csv", "one column", "comma-separated")),
+    Case("table-missing-label", "table", "no label column",
+         lambda t: ["run", "perceptron", "--data", str(table(t / "t.csv")), "--set", "data.label_column=y",
+                    "--out", OUT], ("t.csv", "no label column 'y'", "data.label_column")),
+    Case("table-text-in-number", "table", "a word in a numeric column",
+         lambda t: ["run", "perceptron", "--data", str(table(t / "t.csv", bad={(4, "b"): "abc"})), "--out", OUT],
+         ("t.csv", "line 6", "column 'b'", "'abc'", "finite number")),
+    Case("table-infinite", "table", "an infinite value",
+         lambda t: ["run", "perceptron", "--data", str(table(t / "t.csv", bad={(7, "a"): "inf"})), "--out", OUT],
+         ("t.csv", "line 9", "column 'a'", "finite number")),
+    Case("table-nan", "table", "an empty (NaN) feature cell",
+         lambda t: ["run", "perceptron", "--data", str(table(t / "t.csv", bad={(2, "a"): ""})), "--out", OUT],
+         ("t.csv", "line 4", "column 'a'", "finite number")),
+    Case("table-three-classes", "table", "three classes for a binary task",
+         lambda t: ["run", "perceptron", "--data", str(table(t / "t.csv", label=lambda i: i % 3)), "--out", OUT],
+         ("t.csv", "3 classes", "exactly 2")),
+    # image classification
+    Case("images-mixed-sizes", "images", "a folder of images of two sizes",
+         lambda t: ["run", "digits", "--data", str(_image_folder(t, sizes=((8, 8), (9, 8)))), "--out", OUT],
+         ("mixed sizes",)),
+    Case("images-corrupt", "images", "a corrupt .png file",
+         lambda t: ["run", "digits", "--data", str(_image_folder(t, corrupt=True)), "--out", OUT],
+         ("broken.png", "corrupt or unreadable image")),
+    Case("images-one-class", "images", "a folder with a single class",
+         lambda t: ["run", "digits", "--data", str(_image_folder(t, classes=1)), "--out", OUT],
+         ("1 class", "at least 2 class subfolders")),
+    Case("images-stray-file", "images", "a text file among the images",
+         lambda t: ["run", "digits", "--data", str(_image_folder(t, stray=True)), "--out", OUT],
+         ("notes.txt", "not an image file")),
+    Case("images-npz-no-y", "images", "an .npz without labels",
+         lambda t: ["run", "digits", "--data", str(npz(t / "x.npz", x=np.zeros((20, 8, 8), "uint8"))),
+                    "--out", OUT], ("x.npz", "missing array 'y'")),
+    Case("images-npz-nan", "images", "an .npz with NaN pixels",
+         lambda t: ["run", "digits", "--data", str(npz(t / "nan.npz", x=_nan_images(), y=np.arange(20) % 2)),
+                    "--out", OUT], ("nan.npz", "NaN or infinite pixels")),
+    # forecasting (price CSV)
+    Case("prices-dates-out-of-order", "prices", "two dates out of order",
+         lambda t: ["run", "stock", "--data", str(prices(t / "p.csv", swap=10)), "--out", OUT],
+         ("p.csv", "line 13", "column 'Date'", "comes after", "increasing order")),
+    Case("prices-bad-date", "prices", "a date that cannot be parsed",
+         lambda t: ["run", "stock", "--data", str(prices(t / "p.csv", bad={(5, "Date"): "2020-13-45"})),
+                    "--out", OUT], ("p.csv", "line 7", "column 'Date'", "'2020-13-45'")),
+    Case("prices-text-in-close", "prices", "a word in the price column",
+         lambda t: ["run", "stock", "--data", str(prices(t / "p.csv", bad={(20, "Close"): "n/a?"})),
+                    "--out", OUT], ("p.csv", "line 22", "column 'Close'", "not a number")),
+    Case("prices-missing-value", "prices", "an empty price cell",
+         lambda t: ["run", "stock", "--data", str(prices(t / "p.csv", bad={(30, "Close"): ""})), "--out", OUT],
+         ("p.csv", "line 32", "column 'Close'", "missing value")),
+    Case("prices-not-utf8", "prices", "a price file that is not UTF-8",
+         lambda t: ["run", "stock", "--data", str(text(t / "p.csv", b"Date,Close\n2020-01-01,\xff\xfe1\n")),
+                    "--out", OUT], ("p.csv", "not UTF-8")),
+    # sequences (collision / driving)
+    Case("sequences-ragged-npz", "sequences", "an .npz of ragged sequences (object array)",
+         lambda t: ["run", "collision", "--data", str(ragged_npz(t / "r.npz")), "--out", OUT],
+         ("r.npz", "ragged")),
+    Case("sequences-infinite", "sequences", "an infinite sensor value in a sequence CSV",
+         lambda t: ["run", "collision", "--data", str(sequences_csv(t / "s.csv", bad_cell="inf")), "--out", OUT],
+         ("s.csv", "line 19", "column 'gap'", "infinite")),
+    Case("sequences-text", "sequences", "a word in a sequence CSV",
+         lambda t: ["run", "driving", "--data", str(sequences_csv(t / "s.csv", bad_cell="fast")), "--out", OUT],
+         ("s.csv", "line 19", "column 'gap'", "'fast' is not a number")),
+    Case("sequences-wrong-rank", "sequences", "an .npz whose x is 4-D",
+         lambda t: ["run", "collision", "--data", str(npz(t / "deep.npz", x=np.zeros((12, 5, 2, 2)),
+                                                          y=np.arange(12) % 2)), "--out", OUT],
+         ("deep.npz", "expected [N, T, F]")),
+    Case("sequences-unknown-type", "sequences", "a sequence file of an unsupported type",
+         lambda t: ["run", "collision", "--data", str(text(t / "s.json", "{}")), "--out", OUT],
+         ("s.json", "unsupported file type")),
+    # melody / text
+    Case("text-not-utf8", "text", "a Latin-1 text file for the melody (character) model",
+         lambda t: ["run", "melody", "--data", str(text(t / "song.txt", ("caf\xe9 " * 200).encode("latin-1"))),
+                    "--out", OUT], ("song.txt", "line 1", "not valid UTF-8")),
+    Case("text-empty", "text", "an empty text file",
+         lambda t: ["run", "melody", "--data", str(text(t / "empty.txt", "")), "--out", OUT],
+         ("empty.txt", "empty")),
+    # translation (TSV pairs)
+    Case("tsv-no-tab", "pairs", "a TSV line with no tab",
+         lambda t: ["run", "translate", "--data", str(text(t / "pairs.tsv", "one\tun\ntwo deux\nthree\ttrois\n" * 5)),
+                    "--out", OUT], ("pairs.tsv", "line 2", "source<TAB>target")),
+    Case("tsv-empty", "pairs", "an empty TSV file",
+         lambda t: ["run", "translate", "--data", str(text(t / "pairs.tsv", "")), "--out", OUT],
+         ("pairs.tsv", "empty")),
+    # products (sessions CSV)
+    Case("sessions-missing-column", "sessions", "a sessions CSV without item_id",
+         lambda t: ["run", "products", "--data", str(text(t / "s.csv", "session_id,product\n1,a\n1,b\n")),
+                    "--out", OUT], ("s.csv", "no column 'item_id'", "data.item_column")),
+    Case("sessions-empty", "sessions", "an empty sessions CSV",
+         lambda t: ["run", "products", "--data", str(text(t / "s.csv", "")), "--out", OUT],
+         ("s.csv", "empty file")),
+    Case("sessions-empty-item", "sessions", "a session row with no item id",
+         lambda t: ["run", "products", "--data", str(text(t / "s.csv", "session_id,item_id\n1,a\n1,\n2,b\n")),
+                    "--out", OUT], ("s.csv", "line 3", "column 'item_id'", "empty value")),
+    # predict (a finished perceptron run)
+    Case("predict-missing-columns", "predict", "a CSV to predict without the feature columns",
+         lambda t: ["predict", RUN, str(text(t / "new.csv", "x,y\n1,2\n"))], ("new.csv", "missing feature column"),
+         needs_run=True),
+    Case("predict-option-of-another-task", "predict", "a predict option the task does not take",
+         lambda t: ["predict", RUN, "--horizon", "3", str(t / "any.csv")], ("--horizon", "do not apply"),
+         needs_run=True),
+    Case("predict-out-over-run-files", "predict", "--out pointing at the run's own model file",
+         lambda t: ["predict", RUN, "--out", f"{RUN}/model.keras", str(t / "any.csv")],
+         ("--out", "inside the run folder", "never over the run's own files"), needs_run=True),
+    Case("predict-savedmodel-of-another-task", "predict", "a SavedModel of another task in the run's export/",
+         lambda t: ["predict", "FOREIGN", str(t / "new.csv")],
+         ("saved_model", "a SavedModel of task 'image_classification'", "this run's task is 'binary_classification'"),
+         needs_run=True),
+]
+
+
+def _linked_run(t: Path) -> Path:
+    run = run_folder_of(t / "linked", status="running")
+    (t / "elsewhere").mkdir()
+    (run / "export").symlink_to(t / "elsewhere")
+    return run
+
+
+def _image_folder(t: Path, sizes=((8, 8),), classes: int = 2, corrupt: bool = False, stray: bool = False) -> Path:
+    root = t / "images"
+    for c in range(classes):
+        for i in range(6):
+            width, height = sizes[(i + c) % len(sizes)] if i == 5 else sizes[0]
+            png(root / f"class{c}" / f"{i}.png", width, height, value=40 * c + i)
+    if corrupt:
+        text(root / "class0" / "broken.png", b"\x89PNG\r\n\x1a\nnot really")
+    if stray:
+        text(root / "class1" / "notes.txt", "hello")
+    return root
+
+
+def _nan_images():
+    x = np.zeros((20, 8, 8), "float32")
+    x[3, 2, 2] = np.nan
+    return x
+
+
+# -- the run the predict cases need -------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A tiny finished perceptron run, and a copy whose export/ holds another task's SavedModel."""
+    from helpers import nnkit_subprocess
+
+    base = tmp_path_factory.mktemp("runs")
+    run = base / "perceptron"
+    nnkit_subprocess("run", "perceptron", "--out", run, "--quiet", "--set", "train.epochs=1")
+    foreign = base / "foreign"
+    shutil.copytree(run, foreign)
+    shutil.rmtree(foreign / "export" / "saved_model")
+    _foreign_saved_model(foreign / "export" / "saved_model")
+    return run, foreign
+
+
+def _foreign_saved_model(path: Path) -> None:
+    """A small real SavedModel exported by an image-classification run (its identity file says so)."""
+    import tensorflow as tf
+
+    class Classifier(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 8, 8], tf.uint8)])
+        def classify(self, images):
+            return {"label": tf.reduce_sum(tf.cast(images, tf.float32), axis=[1, 2])}
+
+    module = Classifier()
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.classify})
+    text(path / "assets.extra" / "nnkit.json", json.dumps({"task": "image_classification", "recipe": "digits",
+                                                          "endpoints": ["classify"]}))
+
+
+# -- running a case -------------------------------------------------------------------------------
+
+def _digest(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and not p.is_symlink()}
+
+
+def run_case(case: Case, tmp: Path, run: Path | None = None, foreign: Path | None = None):
+    """Build the case, run the CLI in-process; return (exit code, stderr, out path, digests before/after)."""
+    from click.testing import CliRunner
+
+    from nnkit.cli import cli
+
+    work = tmp / "case"
+    work.mkdir()
+    out = work / "should-not-exist"
+    args = case.setup(work)
+    args = [str(out) if a == OUT else a for a in args]
+    if run is not None:
+        args = [a.replace(RUN, str(run)) if RUN in a else a for a in args]
+        args = [str(foreign) if a == "FOREIGN" else a for a in args]
+    watched = [work] + [p for p in (run, foreign) if p is not None]
+    before = {str(w): _digest(w) for w in watched}
+    cwd = os.getcwd()
+    os.chdir(work)  # a default runs/ folder would appear here
+    try:
+        result = CliRunner().invoke(cli, args, catch_exceptions=True)
+    finally:
+        os.chdir(cwd)
+    after = {str(w): _digest(w) for w in watched}
+    stderr = result.stderr if hasattr(result, "stderr") else result.output
+    return result, stderr, out, before, after, work
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if not c.needs_run], ids=lambda c: c.id)
+def test_bad_input(case, tmp_path):
+    _check(case, tmp_path)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.needs_run], ids=lambda c: c.id)
+def test_bad_input_to_predict(case, tmp_path, finished_run):
+    _check(case, tmp_path, *finished_run)
+
+
+def _check(case, tmp_path, run=None, foreign=None):
+    result, stderr, out, before, after, work = run_case(case, tmp_path, run, foreign)
+    detail = f"exit {result.exit_code}; stderr:\n{stderr}"
+    if result.exception and not isinstance(result.exception, SystemExit):
+        import traceback
+
+        detail += "".join(traceback.format_exception(result.exception))
+    assert result.exit_code == 2, detail
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), detail
+    assert "Traceback" not in stderr
+    for word in case.expect:
+        assert word in lines[0], f"{word!r} not in: {lines[0]}"
+    assert not out.exists(), "a run folder was created for bad input"
+    assert not (work / "runs").exists(), "a default run folder was created for bad input"
+    assert before == after, "a file that existed before was changed"
+
+
+def test_the_table_is_large_and_covers_every_area():
+    assert len(CASES) >= 30
+    assert len({c.id for c in CASES}) == len(CASES)
+    areas = {c.area for c in CASES}
+    assert {"config", "run folder", "table", "images", "prices", "sequences", "text", "pairs", "sessions",
+            "predict"} <= areas
+
+
+# -- docs/bad-input.md ---------------------------------------------------------------------------
+
+def markdown() -> str:
+    """The table with the messages nnkit prints today (run this file as a script)."""
+    import tempfile
+
+    lines = ["# Bad input: every case, and what nnkit says", "",
+             "Generated by `python tests/test_bad_input.py > docs/bad-input.md` from the table that "
+             "`tests/test_bad_input.py` tests: each case exits with code 2, prints exactly one line on "
+             "standard error (no traceback), creates no run folder, and leaves every file that existed "
+             "before unchanged. Paths below are shortened to the file name.", "",
+             "| # | area | bad input | command | message |", "|---|---|---|---|---|"]
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        needs = any(c.needs_run for c in CASES)
+        run = foreign = None
+        if needs:
+            from helpers import nnkit_subprocess
+
+            run, foreign = tmp / "perceptron", tmp / "foreign"
+            nnkit_subprocess("run", "perceptron", "--out", run, "--quiet", "--set", "train.epochs=1")
+            shutil.copytree(run, foreign)
+            shutil.rmtree(foreign / "export" / "saved_model")
+            _foreign_saved_model(foreign / "export" / "saved_model")
+        for n, case in enumerate(CASES, 1):
+            folder = tmp / f"c{n}"
+            folder.mkdir()
+            result, stderr, out, *_ = run_case(case, folder, run, foreign)
+            message = (stderr.strip().splitlines() or ["(none)"])[-1]
+            for prefix in (str(folder / "case") + "/", str(folder / "case"), str(tmp) + "/"):
+                message = message.replace(prefix, "")
+            message = message.replace("|", "\\|")
+            command = _command_words(case)
+            lines.append(f"| {n} | {case.area} | {case.what} | `{command}` | exit {result.exit_code}: "
+                         f"`{message}` |")
+    return "\n".join(lines) + "\n"
+
+
+def _command_words(case: Case) -> str:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        args = case.setup(Path(tmp))
+        words = []
+        for a in args:
+            a = str(a).replace(tmp + "/", "").replace(tmp, ".")
+            if a == OUT:
+                a = "new-run"
+            words.append(a if a and " " not in a else repr(a))
+        return ("nnkit " + " ".join(words)).replace("|", "\\|")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("NNKIT_CACHE", str(Path.home() / ".cache" / "nnkit"))
+    sys.stdout.write(markdown())

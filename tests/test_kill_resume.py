@@ -1,0 +1,165 @@
+"""SIGKILL at three points (mid-epoch, mid-checkpoint, mid-export), then `nnkit resume`.
+
+Each killed run must end, after one ``nnkit resume``, as a valid run folder
+whose metrics.json equals that of the same deterministic run left alone
+(tolerance: exact equality of every number; the runs use
+``train.deterministic = true`` and the same seed on the same machine).
+
+The kill is placed by a tiny wrapper (``python -c``) that monkeypatches one
+function before calling the real CLI, so no test hook lives in nnkit:
+
+* mid-epoch: a callback sends SIGKILL to its own process at batch 3 of epoch 3;
+* mid-checkpoint: ``keras.Model.save_weights`` (used only by the run
+  checkpoint) writes half of the epoch-2 weights file, then SIGKILL;
+* mid-export: SIGKILL after the SavedModel is written to its temporary folder,
+  before the fresh-process check and the rename into ``export/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers import ROOT, check_run_folder, nnkit_subprocess
+
+EPOCHS = 4
+ARGS = ["--quiet", "--seed", "7", "--set", "train.deterministic=true", "--set", f"train.epochs={EPOCHS}",
+        "--set", "train.early_stopping=true", "--set", "train.patience=1", "--set", "model.filters=[8]",
+        "--set", "model.dense_units=16", "--set", 'eval.baselines=["majority"]']
+
+KILLER = r'''
+import os, signal, sys
+point = sys.argv[1]
+sys.argv = ["nnkit"] + sys.argv[2:]
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+if point == "epoch":
+    import keras
+    from nnkit import train
+
+    class Killer(keras.callbacks.Callback):
+        epoch = 0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch, logs=None):
+            if self.epoch == 2 and batch == 3:
+                die()
+
+    original = train.callbacks_for
+    train.callbacks_for = lambda *a, **k: original(*a, **k) + [Killer()]
+elif point == "checkpoint":
+    import keras
+
+    calls = []
+    save_weights = keras.Model.save_weights
+
+    def half_then_die(self, filepath, *args, **kwargs):
+        calls.append(filepath)
+        save_weights(self, filepath, *args, **kwargs)
+        if len(calls) == 2:  # the commit of epoch 2: leave a torn file, die before the rename
+            size = os.path.getsize(filepath)
+            with open(filepath, "r+b") as handle:
+                handle.truncate(size // 2)
+            die()
+
+    keras.Model.save_weights = half_then_die
+elif point == "export":
+    from nnkit import export
+
+    export.check_in_fresh_process = lambda *a, **k: die()
+
+from nnkit.cli import main
+main()
+'''
+
+
+def _env():
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
+
+
+def _killed_run(point: str, out: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", KILLER, point, "run", "digits", "--out", str(out), *ARGS],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+
+
+def _reference(out: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "nnkit.cli", "run", "digits", "--out", str(out), *ARGS],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+
+
+def _numbers(metrics: dict) -> dict:
+    return {"model": metrics["model"], "baselines": metrics["baselines"], "details": metrics.get("details")}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The uninterrupted run, started once for the module (in the background)."""
+    out = tmp_path_factory.mktemp("reference") / "run"
+    process = _reference(out)
+    yield out, process
+    if process.poll() is None:
+        process.kill()
+
+
+def _finish_reference(reference) -> dict:
+    out, process = reference
+    _, stderr = process.communicate(timeout=900)
+    assert process.returncode == 0, stderr[-3000:]
+    return json.loads((out / "metrics.json").read_text())
+
+
+def _kill_and_resume(point: str, tmp_path: Path) -> tuple[Path, dict]:
+    out = tmp_path / "run"
+    process = _killed_run(point, out)
+    _, stderr = process.communicate(timeout=900)
+    assert process.returncode == -9, f"the {point} kill did not happen: {stderr[-3000:]}"
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["status"] == "running"  # SIGKILL: no handler ran
+    state = {"meta": meta, "partial": sorted(p.name for p in out.rglob(".partial.*"))}
+    result = nnkit_subprocess("resume", out, timeout=900)
+    assert result.stdout.strip().splitlines()[-1] == str(out)
+    return out, state
+
+
+def _assert_valid_and_equal(out: Path, reference) -> None:
+    metrics = check_run_folder(out, "digits", "image_classification")
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["resumed"] == 1
+    assert not list(out.rglob(".partial.*")), "half-written files left behind"
+    assert not (out / "checkpoints" / "backup").exists()
+    assert sorted(p.name for p in (out / "export").iterdir()) == ["saved_model"]
+    assert _numbers(metrics) == _numbers(_finish_reference(reference))  # exact, not approximate
+
+
+def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path, reference):
+    out, state = _kill_and_resume("epoch", tmp_path)
+    assert state["meta"]["stages"] == []
+    _assert_valid_and_equal(out, reference)
+    # epochs 0 and 1 were committed before the kill: the resume did not redo them
+    rows = (out / "history.csv").read_text().strip().splitlines()[1:]
+    epochs = [int(r.split(",")[0]) for r in rows]
+    assert epochs.count(0) == 1 and epochs.count(1) == 1
+
+
+@pytest.mark.slow
+def test_sigkill_mid_checkpoint_leaves_the_previous_commit_whole(tmp_path, reference):
+    out, state = _kill_and_resume("checkpoint", tmp_path)
+    assert any(name.endswith(".weights.h5") for name in state["partial"]), state  # the torn file
+    _assert_valid_and_equal(out, reference)
+
+
+@pytest.mark.slow
+def test_sigkill_mid_export_leaves_no_garbage_and_resume_redoes_it(tmp_path, reference):
+    out, state = _kill_and_resume("export", tmp_path)
+    assert state["meta"]["stages"] == ["train", "evaluate", "report"]
+    assert any(name.startswith(".partial.saved_model") for name in state["partial"]), state
+    _assert_valid_and_equal(out, reference)
