@@ -154,16 +154,18 @@ def main(argv=None):
     parser.add_argument("--tag", default="", help="suffix for results files and README section (e.g. gpu)")
     parser.add_argument("--timeout", type=int, default=1200, help="seconds per run")
     parser.add_argument("--note", default="", help="a line printed under the machine in the README table")
+    parser.add_argument("--table-only", action="store_true", help="rebuild the README table from bench/results")
     args = parser.parse_args(argv)
-    recipes = [r for r in args.recipes.split(",") if r]
+    recipes = [] if args.table_only else [r for r in args.recipes.split(",") if r]
     missing = [r for r in recipes if r not in available]
     if missing:
         raise SystemExit(f"no reference script for {missing}; add bench/reference/<recipe>.py")
     RESULTS.mkdir(exist_ok=True)
     info = {**machine(), "date": _dt.datetime.now().strftime("%Y-%m-%d %H:%M")}
     print("machine:", info, flush=True)
-    peak = child("peak", "-", [], args.timeout)
-    print(f"float32 matmul peak: {peak['gflops_median']:.1f} GFLOP/s", flush=True)
+    peak = child("peak", "-", [], args.timeout) if recipes else None
+    if peak:
+        print(f"float32 matmul peak: {peak['gflops_median']:.1f} GFLOP/s", flush=True)
     results, failed = [], []
     suffix = f"-{args.tag}" if args.tag else ""
     for recipe in recipes:
@@ -178,6 +180,18 @@ def main(argv=None):
         results.append(result)
         print(f"  {recipe}: ratio nnkit/keras samples/s = {result['ratio_samples_per_s']}", flush=True)
     note = args.note + (f" Failed: {', '.join(failed)}." if failed else "")
+    # the table shows every recipe measured with this tag, latest run of each (earlier invocations too)
+    done = {r["recipe"] for r in results}
+    for path in sorted(RESULTS.glob("*.json")):
+        name = path.stem[:-len(suffix)] if suffix and path.stem.endswith(suffix) else path.stem
+        if (suffix and not path.stem.endswith(suffix)) or (not suffix and "-" in path.stem) or name in done:
+            continue
+        earlier = json.loads(path.read_text())
+        if earlier["machine"].get("cpu") == info["cpu"] and earlier["machine"].get("gpu") == info["gpu"]:
+            results.append(earlier)
+            note += f" {name}: from an earlier run ({earlier['machine']['date']})."
+            peak = peak or earlier.get("peak")
+    results.sort(key=lambda r: r["recipe"])
     block = table(results, info, peak, note.strip())
     print(block)
     write_readme(block, args.tag)

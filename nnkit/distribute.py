@@ -202,9 +202,9 @@ def fit_multi_worker(strategy, model, train_ds, val_ds, train_cfg, callbacks):
     replicas = strategy.num_replicas_in_sync
     per_execution = int(train_cfg.get("steps_per_execution", 1) or 1)
     with strategy.scope():
-        # build the loss and metric state as fit does, from the dataset's spec (no iterator drawn:
-        # the shuffle order of every epoch stays the one model.fit would see)
-        model._symbolic_build(data_batch=train_ds.element_spec)
+        # build the loss and metric state from one batch, as fit does (fit draws that batch from a
+        # first iterator too, so the shuffle order of every epoch stays the one model.fit sees)
+        model._symbolic_build(data_batch=next(iter(train_ds)))
         if not optimizer.built:
             optimizer.build(model.trainable_variables)
     loss_tracker = model._loss_tracker

@@ -222,7 +222,9 @@ def test_two_local_workers_finish_and_export(multi_worker_run, tmp_path):
     """, multi_worker_run)
     result = json.loads(out.strip().splitlines()[-1])
     assert len(result["saved"]) == 6
-    assert result["saved"] == pytest.approx(result["keras"], rel=1e-5, abs=1e-6)
+    import numpy as np
+
+    np.testing.assert_allclose(result["saved"], result["keras"], rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.slow
@@ -250,3 +252,17 @@ def test_every_strategy_reaches_default_quality(tmp_path, mirrored_run):
               for name, path in (("default", default), ("mirrored", mirrored), ("multi", multi))}
     for name in ("mirrored", "multi"):
         assert scores[name] >= scores["default"] - 0.03, scores
+
+
+# -- speed knobs, end to end (slow) ---------------------------------------------------------------
+
+@pytest.mark.slow
+def test_jit_mixed_precision_and_steps_per_execution_run_end_to_end(tmp_path):
+    out = tmp_path / "run"
+    nnkit_subprocess("run", "digits", "--out", out, "--quiet", "--set", "train.epochs=3",
+                     "--set", "train.jit_compile=true", "--set", "train.mixed_precision=true",
+                     "--set", "train.steps_per_execution=4", timeout=900)
+    metrics = check_run_folder(out, "digits", "image_classification")
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["precision"] in ("mixed_bfloat16", "mixed_float16")
+    assert metrics["model"]["accuracy"] > 0.5

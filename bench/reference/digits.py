@@ -16,7 +16,8 @@ def pipeline(prepared, cfg, batch_size):
         ds = tf.data.Dataset.from_tensor_slices((x, y)).cache()
         if shuffle:
             ds = ds.shuffle(len(x), seed=cfg["train"]["seed"], reshuffle_each_iteration=True)
-        ds = ds.batch(batch_size).map(lambda a, b: (tf.cast(a, tf.float32), b), num_parallel_calls=tf.data.AUTOTUNE)
+        cast = tf.autograph.experimental.do_not_convert(lambda a, b: (tf.cast(a, tf.float32), b))
+        ds = ds.batch(batch_size).map(cast, num_parallel_calls=tf.data.AUTOTUNE)
         return ds.prefetch(tf.data.AUTOTUNE)
 
     return make(prepared.train, True), make(prepared.val, False)
