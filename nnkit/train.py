@@ -251,11 +251,14 @@ def load_model(path: Path, custom_objects: dict | None = None, unsafe: bool | No
         return keras.saving.load_model(path, custom_objects=custom_objects, safe_mode=not unsafe)
     except Exception as exc:  # Keras raises ValueError/TypeError/OSError/zipfile errors here
         text = " ".join(str(exc).split())
-        if "safe_mode" in text or "lambda" in text.lower():
+        if not unsafe and ("safe_mode" in text or "lambda" in text.lower()):
             raise NnkitError(f"{path}: refused: the model holds a Lambda layer (Python code that would run "
                              "on loading); load it only if you trust its author, with --unsafe") from None
         if "Could not locate" in text or "custom_objects" in text or "Unknown" in text:
-            name = text.split("'")[1] if text.count("'") >= 2 else "?"
+            import re
+
+            found = re.search(r"Could not locate (?:class|function) '([^']+)'", text)
+            name = found.group(1) if found else text[:120]
             raise NnkitError(f"{path}: refused: the model needs custom object {name!r}, which neither Keras "
                              "nor nnkit provides (nnkit never imports code named by a model file)") from None
         raise NnkitError(f"{path}: not a loadable .keras model ({type(exc).__name__}: {text[:200]})") from None
