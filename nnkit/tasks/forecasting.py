@@ -927,7 +927,9 @@ def _load_endpoint(run):
         from nnkit.export import export
 
         export(run, ForecastingTask(), "saved_model")
-    loaded = tf.saved_model.load(str(saved))
+    from nnkit.predictions import load_saved_model  # checks the export's task; one-line errors
+
+    loaded = load_saved_model(run, saved)
     if not hasattr(loaded, "forecast"):
         raise DataError(f"{saved}: this SavedModel has no 'forecast' endpoint (a model of another task?)")
     return lambda **inputs: loaded.forecast(**{k: tf.constant(v) for k, v in inputs.items()})
