@@ -301,7 +301,7 @@ CASES = [
          lambda t: ["predict", RUN, "--out", f"{RUN}/model.keras", str(t / "any.csv")],
          ("--out", "inside the run folder", "never over the run's own files"), needs_run=True),
     Case("predict-savedmodel-of-another-task", "predict", "a SavedModel of another task in the run's export/",
-         lambda t: ["predict", "FOREIGN", str(t / "new.csv")],
+         lambda t: ["predict", "FOREIGN", str(_cancer_csv(t / "new.csv"))],
          ("saved_model", "a SavedModel of task 'image_classification'", "this run's task is 'binary_classification'"),
          needs_run=True),
 ]
@@ -325,6 +325,15 @@ def _image_folder(t: Path, sizes=((8, 8),), classes: int = 2, corrupt: bool = Fa
     if stray:
         text(root / "class1" / "notes.txt", "hello")
     return root
+
+
+def _cancer_csv(path: Path) -> Path:
+    """Three rows with the perceptron run's feature columns (sklearn's breast cancer names)."""
+    from sklearn.datasets import load_breast_cancer
+
+    bunch = load_breast_cancer()
+    lines = [",".join(bunch.feature_names)] + [",".join(map(str, row)) for row in bunch.data[:3]]
+    return text(path, "\n".join(lines) + "\n")
 
 
 def _nan_images():
@@ -404,6 +413,7 @@ def test_bad_input(case, tmp_path):
     _check(case, tmp_path)
 
 
+@pytest.mark.slow  # one tiny real run shared by the four cases (~30-90 s on a shared machine)
 @pytest.mark.parametrize("case", [c for c in CASES if c.needs_run], ids=lambda c: c.id)
 def test_bad_input_to_predict(case, tmp_path, finished_run):
     _check(case, tmp_path, *finished_run)

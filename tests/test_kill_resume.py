@@ -163,3 +163,56 @@ def test_sigkill_mid_export_leaves_no_garbage_and_resume_redoes_it(tmp_path, ref
     assert state["meta"]["stages"] == ["train", "evaluate", "report"]
     assert any(name.startswith(".partial.saved_model") for name in state["partial"]), state
     _assert_valid_and_equal(out, reference)
+
+
+@pytest.mark.parametrize("known_batches", [True, False])
+def test_checkpoint_resume_replays_shuffle_order_and_dropout_seeds(tmp_path, known_batches):
+    """In one process, fast: 3 epochs straight == 1 epoch, a crash, and a resume from the checkpoint.
+
+    Guards the two things Keras does not restore (the shuffle's per-iterator
+    seeds, the dropout seed state) and the installed Keras's iterator count
+    per epoch that ``nnkit.train._replay_epochs`` relies on.
+    """
+    import numpy as np
+    import keras
+    import tensorflow as tf
+
+    from nnkit.train import ResumableEarlyStopping, RunCheckpoint, _replay_epochs, apply_seed
+
+    x = np.random.default_rng(0).normal(size=(96, 5)).astype("float32")
+    y = (x.sum(1) > 0).astype("float32")
+
+    def build():
+        apply_seed({"seed": 3, "deterministic": True})
+        ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(96, seed=3, reshuffle_each_iteration=True).batch(16)
+        if not known_batches:
+            ds = ds.filter(lambda a, b: True)  # cardinality unknown until the first epoch ends
+        inputs = keras.Input((5,))
+        hidden = keras.layers.Dropout(0.4)(keras.layers.Dense(8, activation="relu")(inputs))
+        model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(hidden))
+        model.compile("adam", "binary_crossentropy")
+        return model, ds
+
+    def callbacks(folder):
+        stopping = ResumableEarlyStopping(monitor="loss", patience=5, restore_best_weights=True)
+        return [stopping, RunCheckpoint(folder, [stopping])]
+
+    class Crash(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    model, ds = build()
+    model.fit(ds, epochs=3, verbose=0, callbacks=callbacks(tmp_path / "straight"))
+    straight = model.get_weights()
+    model, ds = build()
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(ds, epochs=3, verbose=0, callbacks=[Crash()] + callbacks(tmp_path / "ck"))
+    assert RunCheckpoint.read(tmp_path / "ck")["epoch"] == 1
+    model, ds = build()
+    _replay_epochs(ds, RunCheckpoint.read(tmp_path / "ck"))
+    model.fit(ds, epochs=3, verbose=0, callbacks=callbacks(tmp_path / "ck"))
+    for a, b in zip(straight, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    files = sorted(p.name for p in (tmp_path / "ck").iterdir())
+    assert "checkpoint.json" in files and "epoch-3.weights.h5" in files and len(files) <= 3

@@ -113,6 +113,24 @@ def test_an_unknown_custom_class_is_refused_and_its_module_never_imported(tmp_pa
     assert "nnkit_evil_probe" not in sys.modules
 
 
+def test_a_savedmodel_of_another_task_is_refused_before_it_is_loaded(tmp_path):
+    from nnkit.errors import DataError
+    from nnkit.predictions import load_saved_model
+    from nnkit.runs import Run
+
+    run = Run(_run_folder(tmp_path / "run"))
+    saved = run.export_dir / "saved_model"
+    (saved / "assets.extra").mkdir(parents=True)
+    (saved / "assets.extra" / "nnkit.json").write_text(json.dumps({"task": "translation", "recipe": "translate"}))
+    with pytest.raises(DataError, match="a SavedModel of task 'translation'.*this run's task is "
+                                        "'binary_classification'"):
+        load_saved_model(run, saved)
+    (saved / "assets.extra" / "nnkit.json").unlink()
+    (saved / "saved_model.pb").write_bytes(b"garbage")  # no identity, not loadable: still one line
+    with pytest.raises(DataError, match="not a loadable SavedModel"):
+        load_saved_model(run, saved)
+
+
 def test_a_damaged_model_file_is_one_clear_line(tmp_path):
     from nnkit.errors import NnkitError
     from nnkit.train import load_model
