@@ -46,8 +46,8 @@ def generated_pairs(size: int, target_lang: str, seed: int, max_number: int) -> 
     if path.is_file():
         lines = path.read_text(encoding="utf-8").splitlines()
         pairs = [tuple(line.split("\t")) for line in lines if line]
-        if len(pairs) == size or (pairs and all(len(p) == 2 for p in pairs)):
-            return pairs
+        if len(pairs) == size and all(len(p) == 2 for p in pairs):
+            return pairs  # else: a damaged cache file, render again
     pairs = generate(size, target_lang=target_lang, seed=seed, max_number=max_number)
     try:
         from nnkit.runs import write_text
