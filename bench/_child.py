@@ -200,6 +200,8 @@ def run_keras(recipe: str, overrides: list[str]) -> dict:
     timer = Timer(getattr(ref, "TARGET", None))
     callbacks = [keras.callbacks.ModelCheckpoint(str(work / "best.keras"), monitor=monitor, save_best_only=True),
                  timer]
+    if t["ema"]:  # validate and checkpoint the averaged weights, as nnkit does
+        callbacks.insert(0, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     if t["early_stopping"]:
         callbacks.insert(0, keras.callbacks.EarlyStopping(monitor=monitor, patience=t["patience"],
                                                           restore_best_weights=True))
