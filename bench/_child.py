@@ -200,11 +200,11 @@ def run_keras(recipe: str, overrides: list[str]) -> dict:
     timer = Timer(getattr(ref, "TARGET", None))
     callbacks = [keras.callbacks.ModelCheckpoint(str(work / "best.keras"), monitor=monitor, save_best_only=True),
                  timer]
-    if t["ema"]:  # validate and checkpoint the averaged weights, as nnkit does
-        callbacks.insert(0, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     if t["early_stopping"]:
         callbacks.insert(0, keras.callbacks.EarlyStopping(monitor=monitor, patience=t["patience"],
                                                           restore_best_weights=True))
+    if t["ema"]:  # first: validate, stop early and checkpoint on the averaged weights, as nnkit does
+        callbacks.insert(0, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     model.fit(train_ds, validation_data=val_ds, epochs=t["epochs"], callbacks=callbacks, verbose=0, shuffle=False)
     result = summarise(timer, batch, getattr(ref, "TARGET", None), model)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
