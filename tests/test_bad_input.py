@@ -501,3 +501,58 @@ if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("NNKIT_CACHE", str(Path.home() / ".cache" / "nnkit"))
     sys.stdout.write(markdown())
+
+
+# -- random config text (property-based) ---------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+TOML_LIKE = st.one_of(
+    st.text(max_size=80),
+    st.from_regex(r"(\[(recipe|train|model|data|eval|x)\]\n)?((epochs|batch_size|optimizer|learning_rate|arch|"
+                  r"activation|source|path|test_fraction|task|epoch)\s?=\s?(-?\d{1,3}|\d\.\d+|\"[a-z_]{0,8}\"|"
+                  r"\[\d?(, ?\d)*\]|true|nan|inf|1e9|\{a = 1\})\n){0,4}", fullmatch=True),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(TOML_LIKE)
+def test_random_config_text_is_accepted_or_one_clear_error(document):
+    """Random TOML text as a --config file for a real task: it validates, or raises one clear ConfigError."""
+    import tempfile
+
+    from nnkit import config
+    from nnkit.errors import ConfigError
+    from nnkit.pipeline import task_schema
+    from nnkit.tasks import get_task
+
+    schema = task_schema(get_task("binary_classification"))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "random.toml"
+        path.write_text(document, encoding="utf-8")
+        try:
+            layer = config.read_toml(path)
+            cfg = config.resolve(schema, {"recipe": {"task": "binary_classification"}}, layer,
+                                 config_source=str(path))
+        except ConfigError as exc:
+            message = str(exc)
+            assert message and "\n" not in message
+            assert "Traceback" not in message
+        else:
+            assert set(cfg) == set(schema)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.text(max_size=30), max_size=3))
+def test_random_set_strings_against_a_real_task(items):
+    from nnkit import config
+    from nnkit.errors import ConfigError
+    from nnkit.pipeline import task_schema
+    from nnkit.tasks import get_task
+
+    schema = task_schema(get_task("image_classification"))
+    try:
+        config.resolve(schema, {}, None, config.overrides_to_dict(items))
+    except ConfigError as exc:
+        assert str(exc)

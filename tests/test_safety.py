@@ -292,3 +292,13 @@ def test_sweep_removes_only_half_written_files(tmp_path):
     assert sorted(p.name for p in removed) == [".partial.metrics.json.abc.tmp", ".partial.saved_model-x1"]
     assert keep.read_text() == "{}" and (tmp_path / ".hidden-user-file").exists()
     assert (tmp_path / "report.md").read_text() == "done"
+
+
+def test_runs_started_in_the_same_second_never_share_a_folder(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from nnkit.runs import create_run
+
+    with ThreadPoolExecutor(8) as pool:
+        paths = list(pool.map(lambda _: create_run("digits", root=tmp_path).path, range(64)))
+    assert len(set(paths)) == 64 and all(p.is_dir() for p in paths)
