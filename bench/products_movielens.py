@@ -86,6 +86,7 @@ def main():
     parser.add_argument("--min-count", type=int, default=5)
     parser.add_argument("--sample", type=float, default=1e-3)
     parser.add_argument("--lr", type=float, default=0.5)
+    parser.add_argument("--batch", type=int, default=256, help="centre items per step")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
 
@@ -97,7 +98,7 @@ def main():
         sets = [f"data.items={items}", f"data.min_count={args.min_count}", f"model.dim={args.dim}",
                 f"model.window={args.window}", f"model.negatives={args.negatives}",
                 f"model.subsample={args.sample}", f"train.epochs={args.epochs}", f"train.learning_rate={args.lr}",
-                "train.batch_size=256"]
+                f"train.batch_size={args.batch}"]
         resolved = resolve("products", data=str(sessions), overrides=sets)
         task, cfg = resolved.task, resolved.cfg
         prepared = task.load(cfg)

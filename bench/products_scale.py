@@ -7,7 +7,7 @@ category accuracy on a sample of held-out products; then gensim's Word2Vec
 number of worker threads) on the same sessions, its wall time and accuracy,
 and the ratio of wall times.
 
-    python bench/products_scale.py [--products 1000000] [--categories 500] [--sessions 500000]
+    python bench/products_scale.py [--products 1000000] [--categories 500] [--sessions 500000] [--zipf 1.0]
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ def main():
     parser.add_argument("--products", type=int, default=1_000_000)
     parser.add_argument("--categories", type=int, default=500)
     parser.add_argument("--sessions", type=int, default=500_000)
+    parser.add_argument("--zipf", type=float, default=1.0,
+                        help="popularity exponent (1.0: ~51%% of 1M products appear in 500k sessions; 0.5: ~94%%)")
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--window", type=int, default=5)
     parser.add_argument("--negatives", type=int, default=5)
@@ -53,7 +55,7 @@ def main():
     from nnkit.tasks.embedding import category_metrics
 
     sets = [f"data.products={args.products}", f"data.categories={args.categories}",
-            f"data.sessions={args.sessions}", "data.min_count=1", f"model.dim={args.dim}",
+            f"data.sessions={args.sessions}", f"data.zipf={args.zipf}", "data.min_count=1", f"model.dim={args.dim}",
             f"model.window={args.window}", f"model.negatives={args.negatives}", f"model.subsample={args.sample}",
             "train.epochs=1", f"train.batch_size={args.batch}", f"train.learning_rate={args.lr}",
             "train.steps_per_execution=8"]
@@ -63,7 +65,8 @@ def main():
     prepared = task.load(cfg)
     t_data = time.perf_counter() - start
     data = prepared.train
-    print(f"shop: {args.products:,} products, {args.categories} categories, {data.n_sessions:,} sessions, "
+    print(f"shop: {args.products:,} products, {args.categories} categories, Zipf {args.zipf}, "
+          f"{data.n_sessions:,} sessions, "
           f"{data.tokens.size:,} events, {data.vocab_size:,} products seen; generated and indexed in {t_data:.1f}s")
     print(f"skip-gram: dim {args.dim}, window {args.window}, negatives {args.negatives}, sample {args.sample}, "
           f"{args.batch} centres per step, plain SGD (sparse row updates); {os.cpu_count()} CPU threads")

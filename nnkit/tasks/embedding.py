@@ -282,8 +282,9 @@ class EmbeddingTask(Task):
         loss = {"skipgram": keras.losses.BinaryCrossentropy(from_logits=True, reduction="sum")}
         weights = {"skipgram": 1.0}
         if self._category_head(cfg, prepared):
-            loss["category"] = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=-1,
-                                                                         reduction="sum")
+            # a mean over the batch: the head's dense kernel sees every pair of the batch, so a
+            # summed loss would take steps thousands of times larger than the embedding rows do
+            loss["category"] = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=-1)
             weights["category"] = cfg["model"]["category_weight"]
         return {"loss": loss, "loss_weights": weights}
 
