@@ -207,10 +207,10 @@ CASES = [
          ("t.csv", "line 6", "column 'b'", "'abc'", "finite number")),
     Case("table-infinite", "table", "an infinite value",
          lambda t: ["run", "perceptron", "--data", str(table(t / "t.csv", bad={(7, "a"): "inf"})), "--out", OUT],
-         ("t.csv", "line 9", "column 'a'", "finite number")),
+         ("t.csv", "line 9", "column 'a'", "'inf' is not a finite number")),
     Case("table-nan", "table", "an empty (NaN) feature cell",
          lambda t: ["run", "perceptron", "--data", str(table(t / "t.csv", bad={(2, "a"): ""})), "--out", OUT],
-         ("t.csv", "line 4", "column 'a'", "finite number")),
+         ("t.csv", "line 4", "column 'a'", "empty cell is not a finite number")),
     Case("table-three-classes", "table", "three classes for a binary task",
          lambda t: ["run", "perceptron", "--data", str(table(t / "t.csv", label=lambda i: i % 3)), "--out", OUT],
          ("t.csv", "3 classes", "exactly 2")),
@@ -479,7 +479,7 @@ def markdown() -> str:
             message = message.replace("|", "\\|")
             command = _command_words(case)
             lines.append(f"| {n} | {case.area} | {case.what} | `{command}` | exit {result.exit_code}: "
-                         f"`{message}` |")
+                         f"`` {message} `` |")
     return "\n".join(lines) + "\n"
 
 

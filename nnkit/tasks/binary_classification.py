@@ -51,7 +51,9 @@ def load_table(source: str, path: str, label_column: str):
         bad = values.isna() | ~np.isfinite(values.to_numpy(dtype="float64", na_value=np.nan))
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DataError(f"{path}, line {row + 2}, column {column!r}: {frame[column].iloc[row]!r} is not a "
+            raw = frame[column].iloc[row]
+            shown = "empty cell" if isinstance(raw, float) and np.isnan(raw) else repr(str(raw))
+            raise DataError(f"{path}, line {row + 2}, column {column!r}: {shown} is not a "
                             "finite number; expected numeric features")
         frame[column] = values
     classes = sorted(labels.astype(str).unique())
