@@ -445,6 +445,15 @@ def test_the_table_is_large_and_covers_every_area():
             "predict"} <= areas
 
 
+def test_the_published_table_matches_this_one():
+    """docs/bad-input.md is generated from CASES; regenerate it when a case is added or changed."""
+    doc = (ROOT / "docs" / "bad-input.md").read_text()
+    rows = [line for line in doc.splitlines() if line.startswith("| ") and line[2:3].isdigit()]
+    assert len(rows) == len(CASES), "regenerate: python tests/test_bad_input.py > docs/bad-input.md"
+    for row, case in zip(rows, CASES):
+        assert f"| {case.area} | {case.what} |" in row and "exit 2: " in row, row
+
+
 # -- docs/bad-input.md ---------------------------------------------------------------------------
 
 def markdown() -> str:
