@@ -442,6 +442,8 @@ class Seq2SeqTranslator(tf.Module):
         self.punctuation_spacing = bool(punctuation_spacing)
         self.max_source_len = int(max_source_len)
         self.max_decode_len = int(max_decode_len)
+        if self._decoder.arch == "transformer":  # no more steps than position embeddings
+            self.max_decode_len = min(self.max_decode_len, int(self._decoder.max_target_len))
         self.beam_width = int(beam_width)
         self.length_penalty = float(length_penalty)
         self.source_lookup = keras.layers.StringLookup(vocabulary=list(source_vocab), mask_token="",
