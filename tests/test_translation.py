@@ -122,8 +122,8 @@ def _tiny_model(arch="rnn", attention="additive", cell="gru", vocab=12, depth=1)
     from nnkit.builders.seq2seq import build_seq2seq
 
     keras.utils.set_random_seed(1)
-    return build_seq2seq(9, vocab, arch=arch, cell=cell, attention=attention, units=16, embed_dim=8, heads=2, depth=depth,
-                         ff_dim=16, max_source_len=12, max_target_len=10, name="s2s")
+    return build_seq2seq(9, vocab, arch=arch, cell=cell, attention=attention, units=16, embed_dim=8, heads=2,
+                         depth=depth, ff_dim=16, max_source_len=12, max_target_len=10, name="s2s")
 
 
 @pytest.mark.parametrize("arch,attention,cell,depth", [("rnn", "additive", "gru", 1), ("rnn", "dot", "lstm", 2),
@@ -143,6 +143,7 @@ def test_beam_width_one_equals_greedy(arch, attention, cell, depth):
     source[:, 5:] = 0  # padding
     greedy = tf.function(lambda s: greedy_search(decoder, s, 9)[0])(tf.constant(source)).numpy()
     beam1 = tf.function(lambda s: beam_search(decoder, s, 9, width=1))(tf.constant(source)).numpy()
+    assert (greedy != 0).sum() >= 3 * len(source)  # not a trivial [END]-only output
     np.testing.assert_array_equal(greedy, beam1)
     beam3 = tf.function(lambda s: beam_search(decoder, s, 9, width=3))(tf.constant(source)).numpy()
     assert beam3.shape == greedy.shape and beam3.min() >= 0 and beam3.max() < 12
