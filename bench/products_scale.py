@@ -77,8 +77,8 @@ def main():
     pairs = tf.Variable(0, dtype=tf.int64, trainable=False)
 
     def count(x, y):
-        with tf.control_dependencies([pairs.assign_add(tf.cast(tf.shape(x["target"])[0], tf.int64))]):
-            return {k: tf.identity(v) for k, v in x.items()}, y
+        with tf.control_dependencies([pairs.assign_add(tf.cast(tf.shape(x[0])[0], tf.int64))]):
+            return tuple(tf.identity(v) for v in x), y
 
     ds = ds.map(count)
     model = task.build_model(cfg, prepared)

@@ -83,9 +83,9 @@ def test_pairs_match_hand_worked_example():
     assert int(ds.cardinality()) == 2
     got = []
     for x, y in ds:
-        assert x["contexts"].shape[1] == 4 and y["skipgram"].shape == x["contexts"].shape
+        assert x[1].shape[1] == 4 and y["skipgram"].shape == x[1].shape
         assert np.all(y["skipgram"].numpy()[:, 0] == 1) and np.all(y["skipgram"].numpy()[:, 1:] == 0)
-        got += list(zip(x["target"].numpy(), x["contexts"].numpy()[:, 0]))
+        got += list(zip(x[0].numpy(), x[1].numpy()[:, 0]))
     assert _pairs_as_ids(data, *zip(*got)) == HAND_WORKED
 
 
@@ -94,11 +94,11 @@ def test_shrunk_windows_and_subsampling_give_subsets():
     data = S.from_shop(shop, 300)
     full = set(zip(*S.skipgram_pairs(data.tokens, data.offsets, 3)))
     ds = S.skipgram_dataset(data, window=3, negatives=2, centers_per_batch=256, sample=1e-2, shrink=True)
-    got = [(int(t), int(c)) for x, _ in ds for t, c in zip(x["target"].numpy(), x["contexts"].numpy()[:, 0])]
+    got = [(int(t), int(c)) for x, _ in ds for t, c in zip(x[0].numpy(), x[1].numpy()[:, 0])]
     assert set(got) <= full
     assert len(got) < 0.8 * len(S.skipgram_pairs(data.tokens, data.offsets, 3)[0])
     # a new epoch draws a new permutation and new windows
-    again = [int(t) for x, _ in ds for t in x["target"].numpy()]
+    again = [int(t) for x, _ in ds for t in x[0].numpy()]
     assert again != [t for t, _ in got]
 
 
@@ -110,7 +110,7 @@ def test_negatives_follow_unigram_to_the_075():
     data = S.from_arrays(tokens, offsets, np.array(["w", "x", "y", "z"]))
     assert list(data.counts) == list(counts)
     ds = S.skipgram_dataset(data, window=1, negatives=20, centers_per_batch=1000, sample=0, shrink=False)
-    draws = np.concatenate([x["contexts"].numpy()[:, 1:].ravel() for x, _ in ds])
+    draws = np.concatenate([x[1].numpy()[:, 1:].ravel() for x, _ in ds])
     freq = np.bincount(draws, minlength=4) / draws.size
     expected = counts ** 0.75 / np.sum(counts ** 0.75)
     assert draws.size > 50_000
@@ -211,7 +211,7 @@ def test_build_item2vec_shapes_and_errors():
     from nnkit.builders import build_item2vec
 
     model = build_item2vec(50, dim=8, num_negatives=3, num_categories=4, name="i2v")
-    x = {"target": np.array([1, 2], np.int32), "contexts": np.array([[1, 2, 3, 4], [0, 0, 0, 0]], np.int32)}
+    x = [np.array([1, 2], np.int32), np.array([[1, 2, 3, 4], [0, 0, 0, 0]], np.int32)]
     out = model(x)
     assert tuple(out["skipgram"].shape) == (2, 4) and tuple(out["category"].shape) == (2, 4)
     assert all(layer.name.startswith("i2v") for layer in model.layers if not layer.name in ("target", "contexts"))
@@ -220,6 +220,25 @@ def test_build_item2vec_shapes_and_errors():
         build_item2vec(50, dim=0)
     with pytest.raises(ValueError, match="vocab_size"):
         build_item2vec("many")
+
+
+def test_sparse_embedding_round_trip_and_equals_keras_embedding():
+    import keras
+
+    from nnkit.layers import SparseEmbedding
+
+    layer = SparseEmbedding(10, 4, name="e")
+    ids = np.array([[1, 9], [0, 0]], np.int32)
+    out = layer(ids)
+    clone = SparseEmbedding.from_config(layer.get_config())
+    clone.build((None, 2))
+    clone.set_weights(layer.get_weights())
+    plain = keras.layers.Embedding(10, 4)
+    plain.build((None, 2))
+    plain.set_weights(layer.get_weights())
+    np.testing.assert_array_equal(clone(ids), out)
+    np.testing.assert_array_equal(plain(ids), out)
+    assert keras.saving.get_registered_name(SparseEmbedding) == "nnkit>SparseEmbedding"
 
 
 def test_metrics_helpers():
@@ -323,6 +342,16 @@ def test_predict_similar(run_dir):
     assert "unknown item id" in lines[-1]
     bad = CliRunner().invoke(cli, ["predict", str(run_dir), "--horizon", "3", ids[0]])
     assert bad.exit_code == 2
+
+
+def test_export_keras_format_reloads_in_fresh_process(run_dir):
+    from click.testing import CliRunner
+
+    from nnkit.cli import cli
+
+    result = CliRunner().invoke(cli, ["export", str(run_dir), "--format", "keras"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert (run_dir / "export" / "model.keras").is_file()
 
 
 def test_bad_data_via_cli_exits_2(tmp_path):

@@ -5,35 +5,14 @@ from __future__ import annotations
 import keras
 
 from nnkit.builders.blocks import check_positive
-
-
-@keras.saving.register_keras_serializable(package="nnkit")
-class SparseEmbedding(keras.layers.Embedding):
-    """``keras.layers.Embedding`` whose lookup reads only the rows it gathers (TensorFlow).
-
-    Keras's Embedding converts the whole table to a tensor before ``take``;
-    with a 1,000,000-row table the following in-place sparse update then has
-    to copy the table (copy-on-write), every step. Gathering from the
-    variable itself (``ResourceGather``) avoids that copy; the gradient is the
-    same ``IndexedSlices``. Other backends use the parent's lookup.
-    """
-
-    def call(self, inputs):
-        if keras.backend.backend() != "tensorflow":
-            return super().call(inputs)
-        import tensorflow as tf
-
-        if inputs.dtype not in ("int32", "int64"):
-            inputs = keras.ops.cast(inputs, "int32")
-        outputs = tf.nn.embedding_lookup(self.embeddings.value, inputs)
-        return keras.ops.cast(outputs, dtype=self.compute_dtype)
+from nnkit.layers.embedding import SparseEmbedding
 
 
 def build_item2vec(vocab_size: int, *, dim: int = 64, num_negatives: int = 5, num_categories: int = 0,
                    name: str = "item2vec") -> keras.Model:
     """Skip-gram with negative sampling over item ids, optionally with a category head.
 
-    Inputs (a dict):
+    Inputs (a list, in this order):
         ``target``: int32 ``(batch,)`` item rows;
         ``contexts``: int32 ``(batch, 1 + num_negatives)``: column 0 is the true
         context item, the others are sampled negatives.
@@ -66,4 +45,4 @@ def build_item2vec(vocab_size: int, *, dim: int = 64, num_negatives: int = 5, nu
     outputs = {"skipgram": logits}
     if num_categories:
         outputs["category"] = keras.layers.Dense(num_categories, name=f"{name}_category")(target_vectors)
-    return keras.Model({"target": target, "contexts": contexts}, outputs, name=name)
+    return keras.Model([target, contexts], outputs, name=name)

@@ -311,7 +311,7 @@ def keep_probabilities(counts, sample: float) -> np.ndarray:
 def skipgram_dataset(data: SessionData, *, window: int = 3, negatives: int = 5, centers_per_batch: int = 512,
                      power: float = 0.75, sample: float = 1e-3, shrink: bool = True, seed: int = 0,
                      category_labels: np.ndarray | None = None, labels: bool = True):
-    """tf.data of skip-gram batches: ``({"target", "contexts"}, {"skipgram"[, "category"]})``.
+    """tf.data of skip-gram batches: ``((target, contexts), {"skipgram"[, "category"]})``.
 
     One element per batch of ``centers_per_batch`` centre positions (a fresh
     permutation every epoch); each centre gives up to ``2 * window`` pairs, so
@@ -373,7 +373,7 @@ def skipgram_dataset(data: SessionData, *, window: int = 3, negatives: int = 5, 
         draws = tf.random.stateless_uniform([1, m * negatives], seed_c, dtype=tf.float64)
         noise = tf.searchsorted(cdf_t[None, :], draws, side="right", out_type=tf.int32)
         noise = tf.reshape(tf.minimum(noise, vocab - 1), [m, negatives])
-        x = {"target": target, "contexts": tf.concat([context[:, None], noise], axis=1)}
+        x = (target, tf.concat([context[:, None], noise], axis=1))
         if not labels:
             return x
         y = {"skipgram": tf.tile(label_row, [m, 1])}

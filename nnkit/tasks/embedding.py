@@ -299,7 +299,7 @@ class EmbeddingTask(Task):
         return train, None
 
     def custom_objects(self) -> dict:
-        from nnkit.builders.embedding import SparseEmbedding
+        from nnkit.layers.embedding import SparseEmbedding
 
         return {"SparseEmbedding": SparseEmbedding}
 
