@@ -306,7 +306,26 @@ def runs(root):
         except NnkitError:
             continue
         stages = ",".join(meta.get("stages", [])) or "-"
-        click.echo(f"{meta.get('status', '?'):<12} {meta.get('recipe', '?'):<12} {stages:<28} {meta_file.parent}")
+        status = meta.get("status", "?")
+        if status == "running" and _process_gone(meta):
+            status = "killed"  # its process died without a word (SIGKILL, power): nnkit resume continues it
+        click.echo(f"{status:<12} {meta.get('recipe', '?'):<12} {stages:<28} {meta_file.parent}")
+
+
+def _process_gone(meta: dict) -> bool:
+    """True when meta.json names a process on this host that no longer exists."""
+    import platform
+
+    pid = meta.get("pid")
+    if not isinstance(pid, int) or meta.get("host") != platform.node():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def main():

@@ -111,7 +111,7 @@ def start(resolved: Resolved, stages=RUN_STAGES, out: str | None = None, runs_ro
     run = create_run(resolved.recipe.name, out=out, root=runs_root)
     write_text(run.config_file, config_mod.to_toml(cfg))
     meta = base_meta(resolved.recipe.name, task.name, cfg, command)
-    meta.update(requested_stages=list(stages), data_fingerprint=prepared.fingerprint,
+    meta.update(requested_stages=list(stages), data_fingerprint=prepared.fingerprint, pid=os.getpid(),
                 data=prepared.summary)
     write_json(run.meta_file, meta)
     write_json(run.state_file, prepared.state)
@@ -129,7 +129,7 @@ def resume(run_path: str) -> Run:
     sweep_partial(run.path)  # half-written files of the killed process (never renamed into place)
     _quiet_tensorflow()
     _prepare_devices(resolved.cfg)
-    run.set_status("running", resumed=meta.get("resumed", 0) + 1)
+    run.set_status("running", resumed=meta.get("resumed", 0) + 1, pid=os.getpid())
     _guard(run, lambda: _execute(run, resolved.task, resolved.cfg, stages, None))
     return run
 

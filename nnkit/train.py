@@ -138,6 +138,44 @@ class AtomicBestModel(keras.callbacks.Callback):
         self.best = np.inf if state.get("best") is None else state["best"]
 
 
+class AtomicCSVLogger(keras.callbacks.Callback):
+    """``history.csv``: one row per finished epoch, the whole file rewritten atomically each epoch.
+
+    Keras's CSVLogger appends in place: a kill in mid-write leaves a torn
+    line that the resumed run then appends to, and an epoch redone after a
+    resume appears twice. Here a row for epoch K replaces any rows of epochs
+    >= K left by an attempt that was killed. Same format as CSVLogger
+    (``epoch`` then the sorted log keys; ``NA`` where a column has no value).
+    """
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self.path = Path(path)
+
+    def on_epoch_end(self, epoch, logs=None):
+        import csv
+        import io
+
+        rows = []
+        if self.path.is_file():
+            with open(self.path, newline="") as handle:
+                rows = [r for r in csv.DictReader(handle) if str(r.get("epoch", "")).isdigit()
+                        and int(r["epoch"]) < epoch]
+        row = {"epoch": epoch}
+        for key, value in sorted((logs or {}).items()):
+            try:
+                row[key] = float(value)
+            except (TypeError, ValueError):
+                row[key] = str(value)
+        keys = ["epoch"] + sorted({k for r in rows + [row] for k in r if k != "epoch"})
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=keys, restval="NA", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows + [row])
+        with atomic_path(self.path) as tmp:
+            tmp.write_text(buffer.getvalue())
+
+
 class RunCheckpoint(keras.callbacks.Callback):
     """The training state of a run, saved at the end of every epoch in one atomic commit.
 
@@ -272,7 +310,7 @@ def callbacks_for(run: Run, train_cfg: dict, has_validation: bool, monitor: str 
         monitor = "loss"
     run.checkpoint_dir.mkdir(parents=True, exist_ok=True)
     callbacks = [
-        keras.callbacks.CSVLogger(str(run.history_file), append=True),
+        AtomicCSVLogger(run.history_file),
         keras.callbacks.TensorBoard(str(run.log_dir), write_graph=False, profile_batch=0),
     ]
     if train_cfg["ema"]:  # validate, stop early and checkpoint on the averaged weights

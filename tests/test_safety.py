@@ -302,3 +302,19 @@ def test_runs_started_in_the_same_second_never_share_a_folder(tmp_path):
     with ThreadPoolExecutor(8) as pool:
         paths = list(pool.map(lambda _: create_run("digits", root=tmp_path).path, range(64)))
     assert len(set(paths)) == 64 and all(p.is_dir() for p in paths)
+
+
+def test_runs_lists_a_running_run_whose_process_died_as_killed(tmp_path, cli_run):
+    import platform
+    import subprocess
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    for name, pid in (("alive", os.getpid()), ("dead", dead.pid)):
+        folder = tmp_path / "runs" / "digits" / name
+        folder.mkdir(parents=True)
+        (folder / "meta.json").write_text(json.dumps({"status": "running", "recipe": "digits", "pid": pid,
+                                                     "host": platform.node(), "stages": ["train"]}))
+    lines = cli_run("runs", tmp_path / "runs").output.strip().splitlines()
+    assert lines[0].startswith("running ") and lines[0].endswith("alive")
+    assert lines[1].startswith("killed ") and lines[1].endswith("dead")
