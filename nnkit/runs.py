@@ -4,7 +4,7 @@
 
     config.toml   the resolved config          meta.json     versions, seed, command, status
     state.json    what serving/predict need    model.keras   best model (safe-mode loadable)
-    checkpoints/  BackupAndRestore state       history.csv   per-epoch metrics
+    checkpoints/  resumable training state     history.csv   per-epoch metrics
     metrics.json  model + baselines            report.md     the model card
     plots/        *.png                        logs/         TensorBoard
     export/       saved_model/, model.keras, model.onnx, model.tflite
