@@ -91,6 +91,18 @@ def summarise(timer, batch_size: int, target, model) -> dict:
             "train_gflops": (3 * fwd * sps / 1e9) if (fwd and sps) else None}
 
 
+def add_peak(result: dict, model) -> dict:
+    """CNN recipes: the matmul peak measured in this process right after training (same load on a
+    shared machine), and the training FLOP rate as a share of it."""
+    import keras
+
+    if result.get("train_gflops") and any(isinstance(layer, keras.layers.Conv2D)
+                                          for layer in model._flatten_layers(include_self=False)):
+        peak = run_peak(n=1024, repeats=30)["gflops_median"]
+        result.update(peak_gflops=peak, fraction_of_peak=result["train_gflops"] / peak)
+    return result
+
+
 def forward_flops(model) -> int | None:
     """Multiply-adds x 2 of the convolution and dense layers, per sample (training ~ 3x this)."""
     import keras
@@ -168,6 +180,7 @@ def run_nnkit(recipe: str, overrides: list[str]) -> dict:
     model = train.fit(task, cfg, prepared, run, extra_callbacks=[timer])
     result = summarise(timer, cfg["train"]["batch_size"], getattr(ref, "TARGET", None), model)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    add_peak(result, model)
     target = export(run, task, "saved_model", model)
     _, examples = task.serving(model, run.state(), run.config())
     result["inference"] = latency(target, examples)
@@ -208,20 +221,19 @@ def run_keras(recipe: str, overrides: list[str]) -> dict:
     model.fit(train_ds, validation_data=val_ds, epochs=t["epochs"], callbacks=callbacks, verbose=0, shuffle=False)
     result = summarise(timer, batch, getattr(ref, "TARGET", None), model)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return result
+    return add_peak(result, model)
 
 
-def run_peak() -> dict:
+def run_peak(n: int = 2048, repeats: int = 10) -> dict:
     import tensorflow as tf
 
-    n = 2048
     a = tf.random.normal((n, n))
     b = tf.random.normal((n, n))
     matmul = tf.function(lambda x, y: tf.matmul(x, y))
     for _ in range(3):
         matmul(a, b).numpy()
     rates = []
-    for _ in range(10):
+    for _ in range(repeats):
         t = time.perf_counter()
         matmul(a, b).numpy()
         rates.append(2 * n ** 3 / (time.perf_counter() - t) / 1e9)
