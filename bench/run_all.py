@@ -195,7 +195,8 @@ def main(argv=None):
         earlier = json.loads(path.read_text())
         if earlier["machine"].get("cpu") == info["cpu"] and earlier["machine"].get("gpu") == info["gpu"]:
             results.append(earlier)
-            note += f" {name}: from an earlier run ({earlier['machine']['date']})."
+            if not args.table_only:
+                note += f" {name}: from an earlier run ({earlier['machine']['date']})."
             peak = peak or earlier.get("peak")
     results.sort(key=lambda r: r["recipe"])
     block = table(results, info, peak, note.strip())
