@@ -163,7 +163,8 @@ def test_no_pickle_anywhere_in_nnkit():
             problems += [f"{path.name}:{node.lineno} imports {n}" for n in names if n in PICKLERS]
             if isinstance(node, ast.Call):
                 for kw in node.keywords:
-                    if kw.arg == "allow_pickle" and not (isinstance(kw.value, ast.Constant) and kw.value.value is False):
+                    is_false = isinstance(kw.value, ast.Constant) and kw.value.value is False
+                    if kw.arg == "allow_pickle" and not is_false:
                         problems.append(f"{path.name}:{node.lineno} allow_pickle is not False")
                     if kw.arg == "safe_mode" and isinstance(kw.value, ast.Constant) and kw.value.value is False:
                         problems.append(f"{path.name}:{node.lineno} safe_mode=False")
