@@ -135,7 +135,8 @@ def latency(saved_model_dir: Path, examples: dict, batches=(1, 64), repeats: int
     fn = getattr(loaded, name)
     out = {"endpoint": name}
     for batch in batches:
-        feed = {k: tf.constant(np.resize(np.asarray(v), (batch, *np.asarray(v).shape[1:])))
+        feed = {k: tf.constant(np.resize(np.asarray(v), (batch, *np.asarray(v).shape[1:]))
+                               if np.ndim(v) else np.asarray(v))  # scalars (k, temperature) stay scalars
                 for k, v in inputs.items()}
         for _ in range(10):
             fn(**feed)
