@@ -56,8 +56,11 @@ def test_cnn_shapes_grayscale_and_rgb():
 
 
 def test_cnn_parameter_count():
-    model = build_cnn((8, 8, 1), 10, filters=(4,), norm="none", dense_units=0, head_dropout=0.0)
-    assert model.count_params() == (3 * 3 * 1 * 4 + 4) + (4 * 10 + 10)
+    conv = 3 * 3 * 1 * 4 + 4
+    gap = build_cnn((8, 8, 1), 10, filters=(4,), norm="none", dense_units=0, head_dropout=0.0, head="gap")
+    assert gap.count_params() == conv + (4 * 10 + 10)
+    flat = build_cnn((8, 8, 1), 10, filters=(4,), norm="none", dense_units=0, head_dropout=0.0)
+    assert flat.count_params() == conv + (4 * 4 * 4 * 10 + 10)  # 8x8 pooled to 4x4, 4 channels
 
 
 def test_cnn_skips_pooling_once_the_map_is_one_pixel():

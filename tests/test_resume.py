@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from helpers import ROOT, nnkit_subprocess
 
 ARGS = ["--quiet", "--set", "train.epochs=12", "--set", "train.early_stopping=false",
@@ -33,6 +34,7 @@ def _wait_for_epochs(history, count, process, timeout=300):
     raise AssertionError("training did not reach the epoch in time")
 
 
+@pytest.mark.slow  # the default run covers a mid-epoch kill in test_kill_resume.py (with exact equality)
 def test_sigkill_mid_training_then_resume_finishes_without_restarting(tmp_path):
     out = tmp_path / "run"
     process = _start(out)
