@@ -239,7 +239,7 @@ def test_multi_worker_engine_matches_keras_fit_under_mirrored(mirrored_run, mult
 # -- quality: the same as the default strategy, within noise (slow) ------------------------------
 
 @pytest.mark.slow
-def test_every_strategy_reaches_default_quality(tmp_path, mirrored_run):
+def test_every_strategy_reaches_default_quality(tmp_path):
     default = tmp_path / "default"
     nnkit_subprocess("run", "digits", "--out", default, "--set", "train.epochs=8", "--quiet", timeout=600)
     mirrored = tmp_path / "mirrored"
