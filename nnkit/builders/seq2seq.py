@@ -172,6 +172,16 @@ def _rnn_seq2seq(source, target_in, vs, vt, *, cell, embed_dim, units, depth, bi
 
 # -- Transformer -------------------------------------------------------------------------------
 
+def _feed_forward(x, *, units, ff_dim, dropout, name, index):
+    """The position-wise feed-forward sub-block with its residual and layer norm."""
+    f = keras.layers.Dense(ff_dim, activation="relu", name=f"{name}_ff1")(x)
+    f = keras.layers.Dense(units, name=f"{name}_ff2")(f)
+    if dropout:
+        f = keras.layers.Dropout(dropout, name=f"{name}_dropout")(f)
+    residual = keras.layers.Add(name=f"{name}_add{index}")([x, f])
+    return keras.layers.LayerNormalization(name=f"{name}_norm{index}")(residual)
+
+
 def _transformer(source, target_in, vs, vt, *, units, depth, heads, ff_dim, dropout, max_source_len,
                  max_target_len, name):
     key_dim = max(1, units // heads)
@@ -180,11 +190,7 @@ def _transformer(source, target_in, vs, vt, *, units, depth, heads, ff_dim, drop
         p = f"{name}_encoder{i + 1}"
         a = keras.layers.MultiHeadAttention(heads, key_dim, dropout=dropout, name=f"{p}_self_attention")(x, x)
         x = keras.layers.LayerNormalization(name=f"{p}_norm1")(keras.layers.Add(name=f"{p}_add1")([x, a]))
-        f = keras.layers.Dense(ff_dim, activation="relu", name=f"{p}_ff1")(x)
-        f = keras.layers.Dense(units, name=f"{p}_ff2")(f)
-        if dropout:
-            f = keras.layers.Dropout(dropout, name=f"{p}_dropout")(f)
-        x = keras.layers.LayerNormalization(name=f"{p}_norm2")(keras.layers.Add(name=f"{p}_add2")([x, f]))
+        x = _feed_forward(x, units=units, ff_dim=ff_dim, dropout=dropout, name=p, index=2)
     y = PositionalEmbedding(vt, max_target_len, units, name=f"{name}_target_embedding")(target_in)
     for i in range(depth):
         p = f"{name}_decoder{i + 1}"
@@ -193,11 +199,7 @@ def _transformer(source, target_in, vs, vt, *, units, depth, heads, ff_dim, drop
         y = keras.layers.LayerNormalization(name=f"{p}_norm1")(keras.layers.Add(name=f"{p}_add1")([y, a]))
         c = keras.layers.MultiHeadAttention(heads, key_dim, dropout=dropout, name=f"{p}_cross_attention")(y, x)
         y = keras.layers.LayerNormalization(name=f"{p}_norm2")(keras.layers.Add(name=f"{p}_add2")([y, c]))
-        f = keras.layers.Dense(ff_dim, activation="relu", name=f"{p}_ff1")(y)
-        f = keras.layers.Dense(units, name=f"{p}_ff2")(f)
-        if dropout:
-            f = keras.layers.Dropout(dropout, name=f"{p}_dropout")(f)
-        y = keras.layers.LayerNormalization(name=f"{p}_norm3")(keras.layers.Add(name=f"{p}_add3")([y, f]))
+        y = _feed_forward(y, units=units, ff_dim=ff_dim, dropout=dropout, name=p, index=3)
     if dropout:
         y = keras.layers.Dropout(dropout, name=f"{name}_dropout")(y)
     return keras.layers.Dense(vt, dtype="float32", name=f"{name}_logits")(y)
