@@ -13,7 +13,7 @@ everywhere it works, and :func:`fit_multi_worker` under
 The multi-worker engine runs ``strategy.run`` inside a ``tf.function`` on a
 distributed dataset with ``tf.nn.compute_average_loss`` and the Keras
 optimizer's ``apply_gradients``, and drives the very same Keras callbacks as
-``fit`` (progress, validation, early stopping, checkpoints, BackupAndRestore
+``fit`` (progress, validation, early stopping, checkpoints, RunCheckpoint
 resume, CSV history), so a user sees the same run either way.
 
 :func:`launch_local` starts an N-worker cluster on localhost ports
