@@ -116,6 +116,9 @@ TRAIN_SCHEMA = {
     "mixed_precision": Field(False, "mixed_float16 on GPU, mixed_bfloat16 on CPU"),
     "steps_per_execution": Field(1, "batches per tf.function call", min=1),
     "verbose": Field(True, "Keras progress bar"),
+    "checkpoint_seconds": Field(5.0, "resume checkpoint: committed at the end of an epoch once this many seconds "
+                                     "have passed since the last commit (and after the last epoch); "
+                                     "0 = after every epoch", min=0.0, type=float),
 }
 
 

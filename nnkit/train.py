@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import keras
@@ -138,42 +139,139 @@ class AtomicBestModel(keras.callbacks.Callback):
         self.best = np.inf if state.get("best") is None else state["best"]
 
 
-class AtomicCSVLogger(keras.callbacks.Callback):
-    """``history.csv``: one row per finished epoch, the whole file rewritten atomically each epoch.
+class EpochSummaries(keras.callbacks.Callback):
+    """TensorBoard's epoch charts: ``logs/train`` and ``logs/validation``, tags ``epoch_<metric>``.
 
-    Keras's CSVLogger appends in place: a kill in mid-write leaves a torn
-    line that the resumed run then appends to, and an epoch redone after a
-    resume appears twice. Here a row for epoch K replaces any rows of epochs
-    >= K left by an attempt that was killed. Same format as CSVLogger
-    (``epoch`` then the sorted log keys; ``NA`` where a column has no value).
+    The same files and tags ``keras.callbacks.TensorBoard(update_freq="epoch")``
+    writes, at a tenth of its cost: Keras 3.15's callback runs TensorFlow
+    summary ops (~0.2 ms per scalar) and, even with epoch updates, a Python
+    hook on every batch; measured on the perceptron recipe (57 ms epochs)
+    that was 16 % of training. Here the events go through TensorBoard's own
+    event-file writer (the one PyTorch's SummaryWriter uses), once per epoch.
+    Event files are append-only and a torn last record is skipped by
+    TensorBoard's reader, so a kill needs no clean-up.
+    """
+
+    def __init__(self, log_dir: Path):
+        super().__init__()
+        self.log_dir = Path(log_dir)
+        self._writers = {}
+
+    def _writer(self, name: str):
+        from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+        if name not in self._writers:
+            # written by its own thread, flushed every few seconds (a live TensorBoard sees each epoch soon)
+            self._writers[name] = EventFileWriter(str(self.log_dir / name), flush_secs=2)
+        return self._writers[name]
+
+    def on_train_begin(self, logs=None):
+        self._writer("train"), self._writer("validation")
+
+    def on_epoch_end(self, epoch, logs=None):
+        import time as clock
+
+        from tensorboard.compat.proto import event_pb2, summary_pb2
+
+        logs = dict(logs or {})
+        learning_rate = _learning_rate(self.model.optimizer)
+        if learning_rate is not None:
+            logs["learning_rate"] = learning_rate
+        for name, keys in (("train", [k for k in logs if not k.startswith("val_")]),
+                           ("validation", [k for k in logs if k.startswith("val_")])):
+            values = [summary_pb2.Summary.Value(tag=f"epoch_{k.removeprefix('val_')}", simple_value=float(logs[k]))
+                      for k in keys if _is_number(logs[k])]
+            if values:
+                writer = self._writer(name)
+                writer.add_event(event_pb2.Event(wall_time=clock.time(), step=epoch,
+                                                 summary=summary_pb2.Summary(value=values)))
+
+    def on_train_end(self, logs=None):
+        for writer in self._writers.values():
+            writer.close()
+        self._writers = {}
+
+
+def _learning_rate(optimizer) -> float | None:
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)  # a LossScaleOptimizer wraps the real one
+    if not isinstance(optimizer, keras.optimizers.Optimizer):
+        return None
+    return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+
+
+def _is_number(value) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+class AtomicCSVLogger(keras.callbacks.Callback):
+    """``history.csv``: one row per finished epoch; never a torn or repeated row.
+
+    Keras's CSVLogger appends through a buffered file: a kill in mid-write
+    leaves a torn line that the resumed run then appends to, and an epoch
+    redone after a resume appears twice. Here the first epoch of a (resumed)
+    training rewrites the file atomically without the rows of epochs >= its
+    own, and later epochs append their row with one ``write`` call (a killed
+    process cannot tear it) and an fsync: 0.1 ms instead of 0.7 ms for a
+    rewrite, which mattered for 50 ms epochs. A new column rewrites the file.
+    Same format as CSVLogger (``epoch`` then the sorted log keys; ``NA``
+    where a column has no value).
     """
 
     def __init__(self, path: Path):
         super().__init__()
         self.path = Path(path)
+        self.rows, self.keys, self._file_matches = [], None, False
+
+    def on_train_begin(self, logs=None):
+        import csv
+
+        self.rows, self.keys, self._file_matches = [], None, False
+        if self.path.is_file():  # rows a killed attempt left (a resume starts past some of them)
+            with open(self.path, newline="") as handle:
+                self.rows = [r for r in csv.DictReader(handle) if str(r.get("epoch", "")).isdigit()
+                             and None not in r.values()]
 
     def on_epoch_end(self, epoch, logs=None):
-        import csv
-        import io
-
-        rows = []
-        if self.path.is_file():
-            with open(self.path, newline="") as handle:
-                rows = [r for r in csv.DictReader(handle) if str(r.get("epoch", "")).isdigit()
-                        and int(r["epoch"]) < epoch]
         row = {"epoch": epoch}
         for key, value in sorted((logs or {}).items()):
             try:
                 row[key] = float(value)
             except (TypeError, ValueError):
                 row[key] = str(value)
-        keys = ["epoch"] + sorted({k for r in rows + [row] for k in r if k != "epoch"})
+        kept = [r for r in self.rows if int(r["epoch"]) < epoch]
+        keys = ["epoch"] + sorted({k for r in kept + [row] for k in r if k != "epoch"})
+        if self._file_matches and len(kept) == len(self.rows) and keys == self.keys:
+            self._append(row)
+        else:
+            self._rewrite(keys, kept + [row])
+        self.rows, self.keys, self._file_matches = kept + [row], keys, True
+
+    def _lines(self, keys, rows, header: bool) -> bytes:
+        import csv
+        import io
+
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=keys, restval="NA", lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows + [row])
+        if header:
+            writer.writeheader()
+        writer.writerows(rows)
+        return buffer.getvalue().encode()
+
+    def _rewrite(self, keys, rows) -> None:
         with atomic_path(self.path) as tmp:
-            tmp.write_text(buffer.getvalue())
+            tmp.write_bytes(self._lines(keys, rows, header=True))
+
+    def _append(self, row) -> None:
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        try:
+            os.write(fd, self._lines(self.keys, [row], header=False))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 class RunCheckpoint(keras.callbacks.Callback):
@@ -191,10 +289,16 @@ class RunCheckpoint(keras.callbacks.Callback):
     kill at any instant leaves the previous commit whole. Files no commit
     names are removed after the commit.
 
-    Saved once per epoch (not per batch): a kill mid-epoch redoes that epoch
-    from its start, which keeps a resumed deterministic run identical to an
-    uninterrupted one (Keras restores only the epoch, not the batch, so
-    batch-level saves would replay the epoch's first batches on newer weights).
+    Committed at epoch ends only (not per batch): a kill mid-epoch redoes
+    that epoch from its start, which keeps a resumed deterministic run
+    identical to an uninterrupted one (Keras restores only the epoch, not the
+    batch, so batch-level saves would replay the epoch's first batches on
+    newer weights). ``every_seconds`` > 0 skips the commit at an epoch end
+    until that many seconds have passed since the last one: a commit (two
+    fsynced files) costs 10-80 ms here, most of a 50 ms perceptron epoch, and
+    nothing of a 10 s one. A kill then redoes the epochs since the last
+    commit; they replay identically (seeds and shuffle order are part of the
+    commit). The last epoch and an early stop are always committed.
     It is placed last among the callbacks so that it commits after the others
     have finished the epoch. The folder is kept after training ends; the
     pipeline removes it once the train stage is recorded as done.
@@ -202,10 +306,13 @@ class RunCheckpoint(keras.callbacks.Callback):
 
     INDEX = "checkpoint.json"
 
-    def __init__(self, folder: Path, stateful: list | None = None):
+    def __init__(self, folder: Path, stateful: list | None = None, every_seconds: float = 0.0,
+                 clock=time.monotonic):
         super().__init__()
         self.folder = Path(folder)
         self.stateful = list(stateful or [])
+        self.every_seconds, self.clock = float(every_seconds), clock
+        self._last_commit = clock()
 
     @classmethod
     def read(cls, folder: Path) -> dict | None:
@@ -217,7 +324,7 @@ class RunCheckpoint(keras.callbacks.Callback):
     def _keyed(self):
         return [(f"{type(cb).__name__}-{i}", cb) for i, cb in enumerate(self.stateful)]
 
-    def on_train_begin(self, logs=None):
+    def _restore(self) -> None:
         saved = self.read(self.folder)
         if saved is None:
             return
@@ -238,9 +345,19 @@ class RunCheckpoint(keras.callbacks.Callback):
         # an early stop already decided counts as the end of training
         self.model._initial_epoch = self.params["epochs"] if saved.get("stopped") else saved["epoch"]
 
+    def on_train_begin(self, logs=None):
+        self._last_commit = self.clock()
+        self._restore()
+
     def on_epoch_end(self, epoch, logs=None):
-        self.folder.mkdir(parents=True, exist_ok=True)
         done = epoch + 1
+        last = done >= self.params.get("epochs", done) or self.model.stop_training
+        if last or self.clock() - self._last_commit >= self.every_seconds:
+            self.commit(done)
+            self._last_commit = self.clock()
+
+    def commit(self, done: int) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
         weights = f"epoch-{done}.weights.h5"
         with atomic_path(self.folder / weights, suffix=".weights.h5") as tmp:
             self.model.save_weights(tmp)
@@ -311,7 +428,7 @@ def callbacks_for(run: Run, train_cfg: dict, has_validation: bool, monitor: str 
     run.checkpoint_dir.mkdir(parents=True, exist_ok=True)
     callbacks = [
         AtomicCSVLogger(run.history_file),
-        keras.callbacks.TensorBoard(str(run.log_dir), write_graph=False, profile_batch=0),
+        EpochSummaries(run.log_dir),
     ]
     if train_cfg["ema"]:  # validate, stop early and checkpoint on the averaged weights
         callbacks.insert(0, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
@@ -322,7 +439,8 @@ def callbacks_for(run: Run, train_cfg: dict, has_validation: bool, monitor: str 
     callbacks.append(AtomicBestModel(run.model_file, monitor=monitor))
     stateful = [c for c in callbacks if hasattr(c, "checkpoint_state")
                 or isinstance(c, keras.callbacks.SwapEMAWeights)]
-    callbacks.append(RunCheckpoint(run.checkpoint_dir / "backup", stateful))  # fit() keeps it last
+    callbacks.append(RunCheckpoint(run.checkpoint_dir / "backup", stateful,  # fit() keeps it last
+                                   every_seconds=train_cfg["checkpoint_seconds"]))
     return callbacks
 
 

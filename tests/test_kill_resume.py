@@ -30,7 +30,8 @@ from helpers import ROOT, check_run_folder, nnkit_subprocess
 EPOCHS = 4
 ARGS = ["--quiet", "--seed", "7", "--set", "train.deterministic=true", "--set", f"train.epochs={EPOCHS}",
         "--set", "train.early_stopping=true", "--set", "train.patience=1", "--set", "model.filters=[8]",
-        "--set", "model.dense_units=16", "--set", 'eval.baselines=["majority"]']
+        "--set", "model.dense_units=16", "--set", 'eval.baselines=["majority"]',
+        "--set", "train.checkpoint_seconds=0"]  # a commit after every epoch: the kill points below count on it
 
 KILLER = r'''
 import os, signal, sys
@@ -216,3 +217,57 @@ def test_checkpoint_resume_replays_shuffle_order_and_dropout_seeds(tmp_path, kno
         np.testing.assert_array_equal(a, b)
     files = sorted(p.name for p in (tmp_path / "ck").iterdir())
     assert "checkpoint.json" in files and "epoch-3.weights.h5" in files and len(files) <= 3
+
+
+def test_checkpoint_interval_commits_by_time_and_a_resume_redoes_the_rest(tmp_path):
+    """``train.checkpoint_seconds``: commits only once the interval has passed (and after the last epoch);
+    a crash after uncommitted epochs resumes from the last commit and ends equal to a straight run."""
+    import numpy as np
+    import keras
+    import tensorflow as tf
+
+    from nnkit.train import RunCheckpoint, _replay_epochs, apply_seed
+
+    x = np.random.default_rng(1).normal(size=(64, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype("float32")
+    now = [0.0]
+
+    def clock():
+        return now[0]
+
+    class Tick(keras.callbacks.Callback):  # each epoch "takes" 4 s; a crash at the start of epoch `crash_at`
+        def __init__(self, crash_at=None):
+            super().__init__()
+            self.crash_at, self.committed = crash_at, []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == self.crash_at:
+                raise KeyboardInterrupt
+
+        def on_epoch_end(self, epoch, logs=None):
+            now[0] += 4.0
+
+    def train(folder, tick, epochs=6):
+        apply_seed({"seed": 5, "deterministic": True})
+        ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(64, seed=5, reshuffle_each_iteration=True).batch(16)
+        _replay_epochs(ds, RunCheckpoint.read(folder))
+        inputs = keras.Input((4,))
+        model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(
+            keras.layers.Dropout(0.3)(keras.layers.Dense(8, activation="relu")(inputs))))
+        model.compile("adam", "binary_crossentropy")
+        checkpoint = RunCheckpoint(folder, every_seconds=10, clock=clock)
+        commits = []
+        original = checkpoint.commit
+        checkpoint.commit = lambda done: (commits.append(done), original(done))
+        model.fit(ds, epochs=epochs, verbose=0, callbacks=[tick, checkpoint])
+        return model, commits
+
+    straight, commits = train(tmp_path / "straight", Tick())
+    assert commits == [3, 6]  # 12 s and 24 s after the start; epoch 6 is the last
+    with pytest.raises(KeyboardInterrupt):
+        train(tmp_path / "ck", Tick(crash_at=5))  # epochs 4 and 5 finished but were not committed
+    assert RunCheckpoint.read(tmp_path / "ck")["epoch"] == 3
+    resumed, commits = train(tmp_path / "ck", Tick())
+    assert commits == [6]
+    for a, b in zip(straight.get_weights(), resumed.get_weights()):
+        np.testing.assert_array_equal(a, b)

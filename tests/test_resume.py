@@ -14,7 +14,8 @@ import pytest
 from helpers import ROOT, nnkit_subprocess
 
 ARGS = ["--quiet", "--set", "train.epochs=12", "--set", "train.early_stopping=false",
-        "--set", "model.filters=[8]", "--set", "model.dense_units=16", "--set", 'eval.baselines=["majority"]']
+        "--set", "model.filters=[8]", "--set", "model.dense_units=16", "--set", 'eval.baselines=["majority"]',
+        "--set", "train.checkpoint_seconds=0"]  # commit every epoch: the SIGKILL test checks none is redone
 
 
 def _start(out):
