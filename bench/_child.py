@@ -70,10 +70,15 @@ class Timer:
 
 
 def summarise(timer, batch_size: int, target, model) -> dict:
+    import statistics
+
     epochs = timer.epochs
     steady = epochs[1:] or epochs  # the first epoch traces and compiles
     seconds = sum(e["seconds"] for e in steady)
     samples = sum(e["steps"] for e in steady) * batch_size
+    # the median epoch: one epoch slowed by another tenant of a shared machine does not move it
+    typical = statistics.median(e["seconds"] for e in steady)
+    per_epoch = statistics.median(e["steps"] for e in steady) * batch_size
     reached = None
     if target:
         key, value, higher = target
@@ -83,8 +88,10 @@ def summarise(timer, batch_size: int, target, model) -> dict:
                 reached = e["since_start"]
                 break
     fwd = forward_flops(model)
-    sps = samples / seconds if seconds else None
-    return {"epochs": len(epochs), "samples_per_s": sps, "time_to_target_s": reached,
+    sps = per_epoch / typical if typical else None
+    return {"epochs": len(epochs), "samples_per_s": sps,
+            "samples_per_s_mean": samples / seconds if seconds else None, "time_to_target_s": reached,
+            "epoch_seconds": [round(e["seconds"], 4) for e in epochs],
             "train_s": epochs[-1]["since_start"] if epochs else None,
             "final_logs": epochs[-1]["logs"] if epochs else {},
             "forward_flops_per_sample": fwd,
