@@ -115,10 +115,11 @@ def table(results: list[dict], info: dict, peak: dict | None, note: str) -> str:
              "column divides by a 1024x1024 matmul measured in each run's process right after training."
              if peak else "",
              note, "",
-             "| recipe | settings | keras samples/s | nnkit samples/s | ratio | time to target keras / nnkit (s) "
+             "| recipe | settings | keras samples/s | nnkit samples/s | ratio | per-round ratios "
+             "| time to target keras / nnkit (s) "
              "| peak RSS keras / nnkit (MB) | CNN train GFLOP/s (share of matmul GFLOP/s) | SavedModel p50 / p99 ms, b=1 "
              "| p50 / p99 ms, b=64 | serving samples/s b=64 |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def f(v, spec=".1f"):
         return "–" if v is None else format(v, spec)
@@ -132,11 +133,21 @@ def table(results: list[dict], info: dict, peak: dict | None, note: str) -> str:
         settings = " ".join(o for o in r["overrides"]) or "recipe defaults"
         lines.append(
             f"| {r['recipe']} | {settings} | {f(k['samples_per_s'], '.0f')} | {f(n['samples_per_s'], '.0f')} "
-            f"| **{f(r['ratio_samples_per_s'], '.2f')}** | {f(k['time_to_target_s'])} / {f(n['time_to_target_s'])} "
+            f"| **{f(r['ratio_samples_per_s'], '.2f')}** | {round_ratios(r)} "
+            f"| {f(k['time_to_target_s'])} / {f(n['time_to_target_s'])} "
             f"| {f(k['peak_rss_mb'], '.0f')} / {f(n['peak_rss_mb'], '.0f')} | {flops} "
             f"| {f(b1.get('p50_ms'), '.2f')} / {f(b1.get('p99_ms'), '.2f')} "
             f"| {f(b64.get('p50_ms'), '.2f')} / {f(b64.get('p99_ms'), '.2f')} | {f(b64.get('samples_per_s'), '.0f')} |")
     return "\n".join(line for line in lines if line is not None)
+
+
+def round_ratios(result: dict) -> str:
+    """min-max of nnkit/keras over the rounds (each round: one keras run, then one nnkit run): the spread."""
+    pairs = zip(result["runs"]["keras"], result["runs"]["nnkit"])
+    ratios = [n["samples_per_s"] / k["samples_per_s"] for k, n in pairs if k["samples_per_s"] and n["samples_per_s"]]
+    if not ratios:
+        return "–"
+    return f"{min(ratios):.2f}" if len(ratios) == 1 else f"{min(ratios):.2f}–{max(ratios):.2f}"
 
 
 def write_readme(block: str, tag: str) -> None:

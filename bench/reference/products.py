@@ -1,4 +1,4 @@
 """Plain-Keras reference for the products recipe (the task's tf.data pipeline; plain compile + fit)."""
 
 TARGET = None
-OVERRIDES = ["train.epochs=4", "train.patience=100"]
+OVERRIDES = ["train.epochs=8", "train.patience=100"]
