@@ -9,8 +9,8 @@ For each recipe in bench/reference/ (one small file per recipe: the quality
 target, the fixed epochs, optionally a hand-written tf.data pipeline) it runs
 the plain-Keras reference and nnkit alternately (keras, nnkit, keras, nnkit,
 ...; each run a fresh process, so neither warms the other's caches) and
-records, per run: training samples/s (first epoch, which traces and
-compiles, left out), time to the recipe's quality target, peak resident
+records, per run: training samples/s (of the median epoch; the first
+epoch, which traces and compiles, left out), time to the recipe's quality target, peak resident
 memory; for nnkit also the exported SavedModel's latency (p50/p99 at batch 1
 and 64) and throughput; for CNN recipes the achieved training GFLOP/s
 against a float32 matmul peak measured by the same script. The ratio
