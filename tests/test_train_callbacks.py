@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 
 import numpy as np
+import pytest
 
 
 def _tiny_model():
@@ -54,7 +55,7 @@ def test_history_keeps_one_row_per_epoch_across_a_resume(tmp_path):
         rows = list(csv.DictReader(handle))
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3, 4, 5]
     assert [r["loss"] for r in rows[:2]] == ["0.9", "0.8"]  # rows before the resume point kept as they were
-    assert [float(r["loss"]) for r in rows[2:]] == [0.2, 0.30000000000000004, 0.4, 0.5]
+    assert [float(r["loss"]) for r in rows[2:]] == pytest.approx([0.2, 0.3, 0.4, 0.5])
     assert all(r["val_loss"] in ("1", "2.0") for r in rows)
     # a new column rewrites the whole file with the header; earlier rows get NA
     logger.on_epoch_end(6, {"loss": 0.6, "val_loss": 2.0, "learning_rate": 0.01})
