@@ -194,6 +194,26 @@ def train(recipe, data, config_file, overrides, out, seed, epochs, strategy, qui
 
 
 @cli.command()
+@click.argument("name", required=False)
+@click.option("--list", "show_list", is_flag=True, help="List the lessons: claim and measured wall time.")
+@click.option("--quick", is_flag=True, help="Tiny sizes (well under a minute; numbers indicative only).")
+@click.option("--out", type=click.Path(), help="Folder to create (default runs/lessons/<name>/<id>).")
+@click.option("--seed", type=int, help="First seed.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a lesson option, e.g. --set seeds=5 (see its config.toml). Repeatable.")
+def lesson(name, show_list, quick, out, seed, overrides):
+    """Run one of the notes' claims as an experiment: a number, a plot and a verdict."""
+    from nnkit.lessons.runner import list_lines, run_lesson
+
+    if show_list or not name:
+        for line in list_lines():
+            click.echo(line)
+        return
+    path = run_lesson(name, quick=quick, out=out, seed=seed, overrides=overrides, echo=click.echo)
+    click.echo(str(path))  # last line of stdout: scripts pick it up
+
+
+@cli.command()
 @click.argument("run_dir", metavar="RUN")
 @click.option("--backtest", type=click.IntRange(min=2), help="Walk-forward evaluation over K folds (forecasting).")
 @unsafe_option

@@ -13,21 +13,23 @@ from nnkit.builders.blocks import check_choice, check_positive, check_rate, norm
 
 CELLS = {"simple": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 HEADS = ("last", "sequence")
+CELL_ACTIVATIONS = ("tanh", "relu")
 
 
 def rnn_stack(x, *, cell: str = "lstm", units: int = 64, depth: int = 1, bidirectional: bool = False,
               norm: str = "none", dropout: float = 0.0, recurrent_dropout: float = 0.0,
-              return_sequences: bool = False, name: str = "rnn"):
+              return_sequences: bool = False, cell_activation: str = "tanh", name: str = "rnn"):
     """``depth`` recurrent layers; every layer but the last returns sequences."""
     check_choice("cell", cell, tuple(CELLS))
     check_positive("units", units)
     check_positive("depth", depth)
     check_rate("dropout", dropout)
     check_rate("recurrent_dropout", recurrent_dropout)
+    check_choice("cell_activation", cell_activation, CELL_ACTIVATIONS)
     for i in range(depth):
         sequences = return_sequences or i < depth - 1
         layer = CELLS[cell](units, return_sequences=sequences, recurrent_dropout=recurrent_dropout,
-                            name=f"{name}_{cell}{i + 1}")
+                            activation=cell_activation, name=f"{name}_{cell}{i + 1}")
         if bidirectional:
             layer = keras.layers.Bidirectional(layer, name=f"{name}_bi{cell}{i + 1}")
         x = layer(x)
@@ -41,7 +43,7 @@ def build_rnn(input_shape, num_outputs: int, *, cell: str = "lstm", units: int =
               bidirectional: bool = False, norm: str = "none", dropout: float = 0.0,
               recurrent_dropout: float = 0.0, head: str = "last", output_activation: str | None = None,
               masking: bool = False, mask_value: float = 0.0, dense_units: int = 0,
-              name: str = "rnn") -> keras.Model:
+              cell_activation: str = "tanh", name: str = "rnn") -> keras.Model:
     """A recurrent network with a dense head.
 
     Args:
@@ -58,6 +60,8 @@ def build_rnn(input_shape, num_outputs: int, *, cell: str = "lstm", units: int =
         output_activation: None (linear), ``sigmoid``, ``softmax``.
         masking: skip steps whose features all equal ``mask_value`` (padding).
         dense_units: an optional hidden dense layer before the head.
+        cell_activation: the cell's state activation, ``tanh`` (Keras's default) or ``relu``
+            (unbounded: the same recurrent weights act at every step, so states and gradients can explode).
     """
     check_choice("head", head, HEADS)
     check_positive("num_outputs", num_outputs)
@@ -68,7 +72,7 @@ def build_rnn(input_shape, num_outputs: int, *, cell: str = "lstm", units: int =
     x = keras.layers.Masking(mask_value=mask_value, name=f"{name}_masking")(inputs) if masking else inputs
     x = rnn_stack(x, cell=cell, units=units, depth=depth, bidirectional=bidirectional, norm=norm,
                   dropout=dropout, recurrent_dropout=recurrent_dropout, return_sequences=head == "sequence",
-                  name=name)
+                  cell_activation=cell_activation, name=name)
     if dense_units:
         x = keras.layers.Dense(dense_units, activation="relu", name=f"{name}_hidden")(x)
     outputs = keras.layers.Dense(num_outputs, activation=output_activation, dtype="float32",
