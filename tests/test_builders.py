@@ -149,3 +149,11 @@ def test_step_gradient_surrogates():
         np.testing.assert_array_equal(y.numpy(), [0.0, 1.0])
         gradient = tape.gradient(y, x)  # None: no path at all through stop_gradient
         np.testing.assert_allclose(np.zeros(2) if gradient is None else gradient.numpy(), expected)
+
+
+def test_rnn_cell_activation_is_a_choice():
+    model = build_rnn((5, 2), 1, cell="simple", cell_activation="relu")
+    assert model.get_layer("rnn_simple1").cell.activation.__name__ == "relu"
+    assert build_rnn((5, 2), 1, cell="gru").get_layer("rnn_gru1").cell.activation.__name__ == "tanh"
+    with pytest.raises(ValueError, match="cell_activation='sigmoid'"):
+        build_rnn((5, 2), 1, cell_activation="sigmoid")

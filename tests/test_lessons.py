@@ -16,8 +16,8 @@ from helpers import fresh_python
 from nnkit.lessons import LESSONS, get_lesson
 from nnkit.lessons.runner import resolve_options, run_lesson
 
-# run in the default test run by the tests below (the CLI test runs perceptron); the rest are slow
-FAST = ("vanishing-gradients", "cnn-vs-mlp", "perceptron", "bidirectional")
+# run at quick size in the default test run by the direction tests below; the rest are slow
+FAST = ("vanishing-gradients", "cnn-vs-mlp")
 
 
 def check_lesson_folder(path: Path, name: str) -> dict:
@@ -68,25 +68,21 @@ def test_options_resolve_defaults_quick_set_and_seed():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [n for n in LESSONS if n not in FAST])
+@pytest.mark.parametrize("name", [n for n in LESSONS if n not in FAST + ("bidirectional",)])
 def test_quick_lesson_writes_its_folder_slow(name, tmp_path):
     check_lesson_folder(run_lesson(name, quick=True, out=str(tmp_path / name)), name)
-
-
-def test_cli_prints_the_folder_last(cli_run, tmp_path):
-    out = tmp_path / "lr"
-    result = cli_run("lesson", "perceptron", "--quick", "--set", "epochs=1", "--set", "samples=60", "--out", out)
-    assert result.output.strip().splitlines()[-1] == str(out)
-    check_lesson_folder(out, "perceptron")
-    assert "lesson" in (out / "config.toml").read_text()
 
 
 def _measures(tmp_path, name, **kwargs):
     return check_lesson_folder(run_lesson(name, out=str(tmp_path / name), **kwargs), name)
 
 
-def test_sigmoid_gradients_vanish_relu_ones_do_not(tmp_path):
-    metrics = _measures(tmp_path, "vanishing-gradients", quick=True)
+def test_sigmoid_gradients_vanish_relu_ones_do_not(cli_run, tmp_path):
+    out = tmp_path / "vanishing"
+    result = cli_run("lesson", "vanishing-gradients", "--quick", "--out", out)
+    assert result.output.strip().splitlines()[-1] == str(out), "the folder is the last line, as for `run`"
+    metrics = check_lesson_folder(out, "vanishing-gradients")
+    assert "quick = true" in (out / "config.toml").read_text()
     first = metrics["measures"]["first_layer_grad_norm"]
     for relu_like in ("relu", "leaky_relu", "rrelu"):
         assert first["sigmoid"] * 100 < first[relu_like], first
@@ -99,6 +95,7 @@ def test_cnn_loses_to_shuffled_pixels_mlp_does_not(tmp_path):
     assert cnn_drop > mlp_change + 0.01, accuracy
 
 
+@pytest.mark.slow
 def test_forward_rnn_cannot_see_the_future(tmp_path):
     accuracy = _measures(tmp_path, "bidirectional", quick=True)["measures"]["accuracy"]
     assert accuracy["future/forward only"] < 0.4  # chance is 0.25

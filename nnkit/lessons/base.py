@@ -23,7 +23,9 @@ class Lesson:
     options: Mapping  # key -> config.Field (sizes, seeds, epochs)
     quick: Mapping  # key -> value used by --quick (tests)
     experiment: Callable  # experiment(ctx) -> Outcome
-    seconds: float | None = None  # measured wall time at default size (docs/lessons.md), for --list
+    # CPU seconds (user + sys) of a default-size run, measured for docs/lessons.md; about the wall time on
+    # two idle cores (TensorFlow keeps both busy only part of the time). Shown by --list.
+    seconds: float | None = None
 
 
 @dataclass

@@ -95,7 +95,8 @@ def _draw_memory(ctx, mean, distances) -> None:
     fig, axes = figure()
     ax = axes[0][0]
     for cell in CELLS:
-        ax.plot(distances, [mean[cell][d] for d in distances], "o-", label={"simple": "SimpleRNN"}.get(cell, cell.upper()))
+        label = "SimpleRNN" if cell == "simple" else cell.upper()
+        ax.plot(distances, [mean[cell][d] for d in distances], "o-", label=label)
     ax.axhline(1 / SYMBOLS, color="grey", ls=":", label="chance")
     ax.set_xlabel("distance to the remembered symbol (steps)")
     ax.set_ylabel("test accuracy")

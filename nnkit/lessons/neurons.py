@@ -228,9 +228,9 @@ APPROXIMATION = Lesson(
           "by `build_mlp(depth=1, width=W, activation='tanh', output='regression')` for each width W; the error "
           "is measured on a dense grid and divided by the function's variance.",
     options={"widths": Field([1, 2, 4, 8, 16, 64, 256], "hidden units to try", min=1),
-             "samples": Field(2048, "training samples per function", min=10),
-             "epochs": Field(15, "epochs per variant", min=1),
+             "samples": Field(4096, "training samples per function", min=10),
+             "epochs": Field(20, "epochs per variant", min=1),
              "min_gain": Field(10.0, "error ratio (narrowest / widest) needed", min=1.0, type=float)},
-    quick={"widths": [1, 8, 64], "samples": 512, "epochs": 4},
+    quick={"widths": [1, 8, 64], "samples": 1024, "epochs": 4},
     experiment=approximation_experiment,
 )

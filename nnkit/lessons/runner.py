@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 from nnkit import config as config_mod
-from nnkit.errors import NnkitError
 from nnkit.lessons import get_lesson
 from nnkit.runs import create_run, write_json, write_text
 
@@ -122,14 +121,16 @@ def write_report(run, lesson, options: dict, outcome, seconds: float, quick: boo
 
 
 def list_lines() -> list:
-    """One line per lesson: name, measured default wall time, claim. Imports no TensorFlow."""
+    """One line per lesson: name, measured default-size time, claim. Imports no TensorFlow."""
     from nnkit.lessons import lesson_names
 
-    lines = []
+    lines = [f"{'lesson':<20} {'time*':>8}  claim"]
     for name in lesson_names():
         lesson = get_lesson(name)
-        took = f"~{lesson.seconds / 60:.1f} min" if lesson.seconds else "not timed"
-        lines.append(f"{name:<20} {took:>9}  {lesson.claim}")
+        took = f"{lesson.seconds / 60:.1f} min" if lesson.seconds else "-"
+        lines.append(f"{name:<20} {took:>8}  {lesson.claim}")
+    lines.append("* CPU time of a default-size run (about the wall time on 2 idle cores); --quick: well under a "
+                 "minute. Run one: nnkit lesson NAME [--quick] [--seed N] [--set KEY=VALUE]")
     return lines
 
 
@@ -138,8 +139,3 @@ def _quiet_tensorflow() -> None:
     os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")
 
 
-def check_name(name: str) -> None:
-    get_lesson(name)  # raises NnkitError with a suggestion
-
-
-__all__ = ["run_lesson", "list_lines", "resolve_options", "NnkitError"]
