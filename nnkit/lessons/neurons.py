@@ -124,7 +124,7 @@ def _draw_boundaries(ctx, drawn) -> None:
         ax.set_title(f"{kind} classes")
         ax.set_xlabel("x1")
         ax.set_ylabel("x2")
-    axes[0][0].legend(fontsize=7, loc="lower right")
+    axes[0][-1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
     save(ctx, fig, "boundaries", "Decision boundaries (seed %d)" % ctx.seed)
 
 
@@ -229,7 +229,7 @@ APPROXIMATION = Lesson(
           "is measured on a dense grid and divided by the function's variance.",
     options={"widths": Field([1, 2, 4, 8, 16, 64, 256], "hidden units to try", min=1),
              "samples": Field(4096, "training samples per function", min=10),
-             "epochs": Field(20, "epochs per variant", min=1),
+             "epochs": Field(12, "epochs per variant", min=1),
              "min_gain": Field(10.0, "error ratio (narrowest / widest) needed", min=1.0, type=float)},
     quick={"widths": [1, 8, 64], "samples": 1024, "epochs": 4},
     experiment=approximation_experiment,
