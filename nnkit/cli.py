@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -209,7 +210,9 @@ def evaluate(run_dir, backtest):
     if backtest:
         if not hasattr(task, "backtest"):
             raise NnkitError(f"--backtest applies to forecasting runs, not task '{task.name}'")
-        task.backtest(run, cfg, backtest, click.echo)
+        from nnkit.predictions import context
+
+        task.backtest(context(run, click.echo), backtest)
         return
     model = load_model(run.model_file, task.custom_objects())
     prepared = task.load(cfg)
@@ -235,11 +238,12 @@ def evaluate(run_dir, backtest):
 @unsafe_option
 def predict(run_dir, inputs, input_file, output, **options):
     """Predict with a run's model on raw inputs (files, strings, ids)."""
-    from nnkit import pipeline
+    from nnkit.predictions import context
     from nnkit.runs import open_run
 
     run = open_run(run_dir)
-    task = pipeline.run_config(run).task
+    ctx = context(run, click.echo)
+    task = ctx.task
     task.check_options({k: v for k, v in options.items()})
     if output:
         _check_predict_out(run, output)
@@ -249,7 +253,7 @@ def predict(run_dir, inputs, input_file, output, **options):
 
         items += read_lines(input_file)
     options["out"] = output
-    task.predict(run, items, options, click.echo)
+    task.predict(ctx, items, options)
 
 
 @cli.command("export")

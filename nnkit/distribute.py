@@ -43,6 +43,13 @@ _STRATEGIES: dict = {}  # name -> strategy, created once per process
 
 # -- devices and strategies (before TensorFlow initialises) -------------------------------
 
+def progress_verbosity(train_cfg: dict) -> int:
+    """Keras ``verbose``: off, a bar on a terminal, one line per epoch in logs and CI."""
+    if not train_cfg["verbose"]:
+        return 0
+    return 1 if sys.stdout.isatty() else 2
+
+
 def configure_cpu_devices(count: int | None = None) -> int:
     """Split the CPU into ``count`` logical devices (default: ``$NNKIT_CPU_DEVICES``).
 
@@ -196,7 +203,6 @@ def fit_multi_worker(strategy, model, train_ds, val_ds, train_cfg, callbacks):
     import tensorflow as tf
     from keras.src.trainers.data_adapters.data_adapter_utils import unpack_x_y_sample_weight
 
-    from nnkit.train import _progress_verbosity
 
     optimizer = model.optimizer
     replicas = strategy.num_replicas_in_sync
@@ -254,7 +260,7 @@ def fit_multi_worker(strategy, model, train_ds, val_ds, train_cfg, callbacks):
     dist_train = strategy.experimental_distribute_dataset(train_ds)
     dist_val = strategy.experimental_distribute_dataset(val_ds) if val_ds is not None else None
     cardinality = int(train_ds.cardinality().numpy())
-    verbose = _progress_verbosity(train_cfg)
+    verbose = progress_verbosity(train_cfg)
     epochs = int(train_cfg["epochs"])
     callback_list = keras.callbacks.CallbackList(
         callbacks, add_history=True, add_progbar=verbose != 0, model=model, verbose=verbose,

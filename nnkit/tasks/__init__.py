@@ -15,7 +15,7 @@ from nnkit.errors import NnkitError
 TASKS = {
     "binary_classification": "nnkit.tasks.binary_classification:BinaryClassificationTask",
     "image_classification": "nnkit.tasks.image_classification:ImageClassificationTask",
-    "forecasting": "nnkit.tasks.forecasting:ForecastingTask",
+    "forecasting": "nnkit.tasks.forecasting.task:ForecastingTask",
     "sequence_classification": "nnkit.tasks.sequence:SequenceClassificationTask",
     "sequence_labeling": "nnkit.tasks.sequence:SequenceLabelingTask",
     "language_model": "nnkit.tasks.language_model:LanguageModelTask",

@@ -11,7 +11,7 @@ The pipeline (``nnkit.pipeline``) calls, in order::
     evaluation = task.evaluate(model, prepared, cfg)
     plots      = task.plots(model, prepared, evaluation, run)
     module, examples = task.serving(model, state, cfg)   # exported as a SavedModel
-    task.predict(run, inputs, options)            # reads only the run folder
+    task.predict(ctx, inputs, options)            # reads only the run folder (ctx: RunContext)
 
 ``prepared.state`` is JSON-able and saved as ``state.json``: everything that
 serving and prediction need besides the weights (class names, scalers,
@@ -22,7 +22,7 @@ window sizes). ``serving`` gets the state, never the training data, so
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from nnkit.errors import NnkitError
 
@@ -53,6 +53,29 @@ class Evaluation:
     tables: list = field(default_factory=list)  # (title, markdown) pairs for the report
     split: str = "test"
     artifacts: dict = field(default_factory=dict)  # in-memory leftovers for plots (not saved)
+
+
+@dataclass
+class RunContext:
+    """What a task gets from the run it works for, handed in by the caller (``nnkit.predictions.context``).
+
+    Tasks sit below the machinery that trains, exports and loads; they never
+    import it. Whatever a task needs from that machinery comes in here, as data
+    or as functions, so imports keep pointing down.
+    """
+
+    run: Any  # the run folder (nnkit.runs.Run): state(), config(), paths
+    cfg: dict  # the run's resolved config
+    task: Any = None  # the run's task
+    echo: Callable[[str], None] = print  # one line to standard output
+    endpoint: Callable | None = None  # endpoint(name) -> fn(**numpy inputs) -> {output: numpy}, loaded once
+    load_model: Callable | None = None  # load_model() -> the run's Keras model (model.keras)
+    fit: Callable | None = None  # fit(cfg, prepared) -> (model, epochs): nnkit.train.fit in a scratch folder
+    report: Callable | None = None  # report() -> rewrites report.md from metrics.json
+
+    def call_endpoint(self, name: str, **inputs) -> dict:
+        """Call one endpoint of the run's exported SavedModel on numpy inputs."""
+        return self.endpoint(name)(**inputs)
 
 
 class Task:
@@ -105,8 +128,8 @@ class Task:
         """
         raise NotImplementedError
 
-    def predict(self, run, inputs: list[str], options: dict, echo) -> None:
-        """Predict from raw inputs using only the run folder; ``echo`` prints a line."""
+    def predict(self, ctx: RunContext, inputs: list[str], options: dict) -> None:
+        """Predict from raw inputs using only the run folder (``ctx.run``); ``ctx.echo`` prints a line."""
         raise NotImplementedError
 
     # -- helpers for subclasses ----------------------------------------------------------

@@ -15,7 +15,7 @@ import numpy as np
 
 from nnkit.config import Field
 from nnkit.errors import DataError
-from nnkit.predictions import call_endpoint, write_predictions
+from nnkit.runs import write_predictions
 from nnkit.runs import fingerprint
 from nnkit.tasks import classification as clf
 from nnkit.tasks.base import Evaluation, Prepared, Task
@@ -175,7 +175,8 @@ class BinaryClassificationTask(Task):
                    np.random.default_rng(0).normal(size=(4, features))).astype("float32")
         return TableClassifierServing(), {"classify": {"features": example}}
 
-    def predict(self, run, inputs: list, options: dict, echo) -> None:
+    def predict(self, ctx, inputs: list, options: dict) -> None:
+        run, echo = ctx.run, ctx.echo
         from nnkit.datasets.tables import read_csv
 
         state = run.state()
@@ -193,7 +194,7 @@ class BinaryClassificationTask(Task):
         if not np.isfinite(x).all():
             row = int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0]) + 2
             raise DataError(f"{path}, line {row}: missing or non-finite feature value")
-        out = call_endpoint(run, "classify", features=x)
+        out = ctx.call_endpoint("classify", features=x)
         rows = [{"row": i + 1, "class": c.decode() if isinstance(c, bytes) else str(c), "probability": float(p)}
                 for i, (c, p) in enumerate(zip(out["class_name"], out["probability"]))]
         write_predictions(rows, options.get("out"), echo)

@@ -445,14 +445,15 @@ class EmbeddingTask(Task):
         }
         return module, examples
 
-    def predict(self, run, inputs: list[str], options: dict, echo) -> None:
-        from nnkit.predictions import call_endpoint, write_predictions
+    def predict(self, ctx, inputs: list[str], options: dict) -> None:
+        run, echo = ctx.run, ctx.echo
+        from nnkit.runs import write_predictions
 
         queries = ([options["similar"]] if options.get("similar") else []) + list(inputs)
         if not queries:
             raise NnkitError("predict: give an item id, e.g. nnkit predict RUN --similar ITEM_ID -k 10")
         k = options.get("k") or cfg_eval(run)["k"]
-        out = call_endpoint(run, "similar", item_ids=np.array(queries), k=np.array(k, np.int32))
+        out = ctx.call_endpoint("similar", item_ids=np.array(queries), k=np.array(k, np.int32))
         rows = []
         for q, query in enumerate(queries):
             if not out["known"][q]:

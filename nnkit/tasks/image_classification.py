@@ -15,7 +15,7 @@ from nnkit.config import Field
 from nnkit.errors import DataError
 from nnkit.runs import fingerprint
 from nnkit.tasks import classification as clf
-from nnkit.predictions import call_endpoint, write_predictions
+from nnkit.runs import write_predictions
 from nnkit.tasks.base import Evaluation, Prepared, Task
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "rrelu", "step")
@@ -195,7 +195,8 @@ class ImageClassificationTask(Task):
         example = rng.integers(0, 256, size=(3, state["height"], state["width"], state["channels"]), dtype=np.uint8)
         return ImageClassifierServing(), {"classify": {"images": example}}
 
-    def predict(self, run, inputs: list, options: dict, echo) -> None:
+    def predict(self, ctx, inputs: list, options: dict) -> None:
+        run, echo = ctx.run, ctx.echo
         from nnkit.datasets.images import IMAGE_EXTENSIONS, load_npz, read_image_file
 
         state = run.state()
@@ -222,7 +223,7 @@ class ImageClassificationTask(Task):
             else:
                 names.append(str(path))
                 images.append(read_image_file(path, size, channels))
-        outputs = call_endpoint(run, "classify", images=np.stack(images).astype("uint8"))
+        outputs = ctx.call_endpoint("classify", images=np.stack(images).astype("uint8"))
         rows = [{"input": n, "class": c.decode() if isinstance(c, bytes) else str(c), "probability": float(p)}
                 for n, c, p in zip(names, outputs["class_name"], outputs["probability"])]
         write_predictions(rows, options.get("out"), echo)

@@ -385,9 +385,8 @@ class LanguageModelTask(Task):
                                  "temperature": np.float32(0.9), "top_k": np.int32(0), "seed": np.int64(1)}}
         return LanguageModelServing(), examples
 
-    def predict(self, run, inputs: list, options: dict, echo) -> None:
-        from nnkit.predictions import call_endpoint
-
+    def predict(self, ctx, inputs: list, options: dict) -> None:
+        run, echo = ctx.run, ctx.echo
         state = run.state()
         melody = state["mode"] == "melody"
         start = options.get("start")
@@ -402,7 +401,7 @@ class LanguageModelTask(Task):
         seed = options.get("seed") if options.get("seed") is not None else 0
         top_k = options.get("top_k") or 0
         new_tokens = max(length - len(tokens), 0)  # --length counts the whole output, the start included
-        outputs = call_endpoint(run, "generate", start=np.array(tokens), length=np.int32(new_tokens),
+        outputs = ctx.call_endpoint("generate", start=np.array(tokens), length=np.int32(new_tokens),
                                 temperature=np.float32(temperature), top_k=np.int32(top_k), seed=np.int64(seed))
         result = [t.decode("utf-8") for t in outputs["tokens"]]
         out = options.get("out")

@@ -340,18 +340,18 @@ class _SequenceTask(Task):
         x[0, 1] = np.nan
         return x, lengths.astype(np.int32)
 
-    def predict(self, run, inputs: list, options: dict, echo) -> None:
-        from nnkit.pipeline import run_config
-        from nnkit.predictions import call_endpoint, write_predictions
+    def predict(self, ctx, inputs: list, options: dict) -> None:
+        run, echo = ctx.run, ctx.echo
+        from nnkit.runs import write_predictions
 
         if not inputs:
             raise DataError("predict: give one or more .npz (x [N,T,F], optional lengths) or long .csv files "
                             "(sequence_id,t,features...)")
-        state, cfg = run.state(), run_config(run).cfg
+        state, cfg = run.state(), ctx.cfg
         rows = []
         for item in inputs:
             seqs = self.read(cfg, item, require_labels=False, state=state)
-            out = call_endpoint(run, "predict", x=seqs.x.astype(np.float32), lengths=seqs.lengths.astype(np.int32))
+            out = ctx.call_endpoint("predict", x=seqs.x.astype(np.float32), lengths=seqs.lengths.astype(np.int32))
             rows += self.prediction_rows(seqs, out, state, item if len(inputs) > 1 else None)
         write_predictions(rows, options.get("out"), echo)
 

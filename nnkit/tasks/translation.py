@@ -382,9 +382,10 @@ class TranslationTask(Task):
         examples = state.get("examples") or ["twenty-one"]
         return translator, {"translate": {"text": np.array(examples)}}
 
-    def predict(self, run, inputs: list, options: dict, echo) -> None:
+    def predict(self, ctx, inputs: list, options: dict) -> None:
+        run, echo = ctx.run, ctx.echo
         from nnkit.datasets.pairs import clean_text
-        from nnkit.predictions import call_endpoint, write_predictions
+        from nnkit.runs import write_predictions
 
         if not inputs:
             raise NnkitError("give sentences to translate as arguments or with --file (one per line)")
@@ -392,14 +393,10 @@ class TranslationTask(Task):
         texts = [clean_text(t, state.get("normalize", "NFC")) for t in inputs]
         beam = options.get("beam")
         if beam is None or beam == state["beam_width"]:
-            outputs = call_endpoint(run, "translate", text=np.array(texts))
+            outputs = ctx.call_endpoint("translate", text=np.array(texts))
             result = [t.decode("utf-8") for t in outputs["translation"]]
         else:
-            from nnkit.pipeline import run_config
-            from nnkit.train import load_model
-
-            task = run_config(run).task
-            model = load_model(run.model_file, task.custom_objects())
+            model = ctx.load_model()
             result = translate_all(make_translator(model, state, beam_width=beam), texts)  # in a tf.function
         write_predictions([{"source": s, "translation": t} for s, t in zip(inputs, result)], options.get("out"),
                           echo)
