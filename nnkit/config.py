@@ -80,6 +80,31 @@ def _type_words(t, item_type=None) -> str:
     return words
 
 
+def declared(options: Mapping[str, Field], keys=None, *, help_prefix: str = "", **changes) -> dict:
+    """A task schema's share of a builder's declared options (``RNN_OPTIONS`` ...), in ``keys`` order.
+
+    The Field (type, range, default, help) is the builder's; ``changes`` holds
+    what this task changes: a plain value is its own default, a dict replaces
+    Field attributes (e.g. narrower ``choices`` or a help naming the arch).
+    """
+    import dataclasses
+
+    out = {}
+    for key in (keys if keys is not None else options):
+        field = options[key]
+        change = changes.pop(key, None)
+        if isinstance(change, dict):
+            field = dataclasses.replace(field, **change)
+        elif change is not None:
+            field = dataclasses.replace(field, default=change)
+        if help_prefix and not (isinstance(change, dict) and "help" in change):
+            field = dataclasses.replace(field, help=help_prefix + field.help)
+        out[key] = field
+    if changes:
+        raise ValueError(f"declared(): {sorted(changes)} are not among the keys taken ({', '.join(out)})")
+    return out
+
+
 # -- the sections every task shares ----------------------------------------------------
 
 RECIPE_SCHEMA = {

@@ -18,9 +18,9 @@ TASKS = {
     "forecasting": "nnkit.tasks.forecasting.task:ForecastingTask",
     "sequence_classification": "nnkit.tasks.sequence.classification:SequenceClassificationTask",
     "sequence_labeling": "nnkit.tasks.sequence.labeling:SequenceLabelingTask",
-    "language_model": "nnkit.tasks.language_model:LanguageModelTask",
-    "translation": "nnkit.tasks.translation:TranslationTask",
-    "embedding": "nnkit.tasks.embedding:EmbeddingTask",
+    "language_model": "nnkit.tasks.language_model.task:LanguageModelTask",
+    "translation": "nnkit.tasks.translation.task:TranslationTask",
+    "embedding": "nnkit.tasks.embedding.task:EmbeddingTask",
 }
 
 

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from nnkit.config import Field
+from nnkit.builders.mlp import MLP_OPTIONS
+from nnkit.builders.options import build_from_config
+from nnkit.config import Field, declared
 from nnkit.errors import DataError
-from nnkit.runs import write_predictions
-from nnkit.runs import fingerprint
+from nnkit.runs import fingerprint, write_predictions
 from nnkit.tasks import classification as clf
 from nnkit.tasks.base import Evaluation, Prepared, Task
 
@@ -77,10 +78,7 @@ class BinaryClassificationTask(Task):
             "arch": Field("perceptron", "one neuron, or a multi-layer perceptron", choices=("perceptron", "mlp")),
             "activation": Field("step", "perceptron: step (Heaviside) or sigmoid; mlp: hidden activation",
                                 choices=("step", "sigmoid", "tanh", "relu", "leaky_relu", "rrelu")),
-            "depth": Field(2, "mlp: hidden layers", min=0),
-            "width": Field(32, "mlp: hidden units", min=1),
-            "norm": Field("none", "mlp: normalisation", choices=("batch", "layer", "none")),
-            "dropout": Field(0.0, "mlp: dropout", min=0.0, max=0.9),
+            **declared(MLP_OPTIONS, ("depth", "width", "norm", "dropout"), help_prefix="mlp: ", width=32),
         },
         "eval": {},
     }
@@ -128,8 +126,7 @@ class BinaryClassificationTask(Task):
                 raise DataError(f"model.activation = {m['activation']!r}: the perceptron takes 'step' or 'sigmoid'")
             return build_perceptron(features, activation=m["activation"])
         activation = "relu" if m["activation"] == "step" else m["activation"]
-        return build_mlp((features,), 1, depth=m["depth"], width=m["width"], activation=activation,
-                         norm=m["norm"], dropout=m["dropout"])
+        return build_from_config(build_mlp, MLP_OPTIONS, m, (features,), 1, activation=activation)
 
     def compile_kwargs(self, cfg: dict, prepared: Prepared) -> dict:
         step = cfg["model"]["arch"] == "perceptron" and cfg["model"]["activation"] == "step"

@@ -12,24 +12,18 @@ ARCHS = ("rnn", "conv1d", "mlp")
 
 def build_forecaster(model_cfg: dict, input_shape, horizon: int):
     """The configured builder (rnn, conv1d or mlp) for [window, channels] -> horizon outputs."""
-    m = model_cfg
-    if m["arch"] == "rnn":
-        from nnkit.builders.rnn import build_rnn
+    from nnkit.builders.mlp import MLP_OPTIONS, build_mlp
+    from nnkit.builders.options import build_from_config
+    from nnkit.builders.rnn import RNN_OPTIONS, build_rnn
+    from nnkit.builders.temporal import CONV1D_OPTIONS, build_conv1d
 
-        return build_rnn(input_shape, horizon, cell=m["cell"], units=m["units"], depth=m["depth"],
-                         bidirectional=m["bidirectional"], norm=m["norm"], dropout=m["dropout"],
-                         recurrent_dropout=m["recurrent_dropout"], head="last", dense_units=m["dense_units"],
-                         name="forecaster")
-    if m["arch"] == "conv1d":
-        from nnkit.builders.temporal import build_conv1d
-
-        return build_conv1d(input_shape, horizon, filters=m["filters"], kernel_size=m["kernel_size"],
-                            activation=m["activation"], norm=m["norm"], dropout=m["dropout"],
-                            dense_units=m["dense_units"], name="forecaster")
-    from nnkit.builders.mlp import build_mlp
-
-    return build_mlp(input_shape, horizon, depth=m["depth"], width=m["width"], activation=m["activation"],
-                     norm=m["norm"], dropout=m["dropout"], output="regression", name="forecaster")
+    if model_cfg["arch"] == "rnn":
+        return build_from_config(build_rnn, RNN_OPTIONS, model_cfg, input_shape, horizon, head="last",
+                                 name="forecaster")
+    if model_cfg["arch"] == "conv1d":
+        return build_from_config(build_conv1d, CONV1D_OPTIONS, model_cfg, input_shape, horizon, name="forecaster")
+    return build_from_config(build_mlp, MLP_OPTIONS, model_cfg, input_shape, horizon, output="regression",
+                             name="forecaster")
 
 
 def model_forecast(model, prepared: Prepared, origins: np.ndarray) -> np.ndarray:

@@ -25,7 +25,12 @@ predicts ``p[T+1 .. T+H]``. With a returns transform the model input is the
 
 from __future__ import annotations
 
-from nnkit.config import Field
+from dataclasses import replace
+
+from nnkit.builders.mlp import MLP_OPTIONS
+from nnkit.builders.rnn import RNN_OPTIONS
+from nnkit.builders.temporal import CONV1D_OPTIONS
+from nnkit.config import Field, declared
 from nnkit.tasks.base import Evaluation, Prepared, Task
 from nnkit.tasks.forecasting.baselines import score
 from nnkit.tasks.forecasting.data import TRANSFORMS, check_length, prepare, season_of, window_dataset
@@ -56,20 +61,18 @@ class ForecastingTask(Task):
         },
         "model": {
             "arch": Field("rnn", "model family", choices=ARCHS),
-            "cell": Field("gru", "rnn: recurrent cell", choices=("simple", "lstm", "gru")),
-            "units": Field(32, "rnn: units per recurrent layer", min=1),
-            "depth": Field(1, "rnn: stacked recurrent layers; mlp: hidden layers", min=1),
-            "bidirectional": Field(False, "rnn: read the window both ways"),
-            "norm": Field("none", "normalisation after each layer", choices=("batch", "layer", "none")),
-            "dropout": Field(0.2, "dropout after each layer", min=0.0, max=0.9),
-            "recurrent_dropout": Field(0.0, "rnn: dropout on the recurrent state", min=0.0, max=0.9),
-            "filters": Field([32, 32, 32, 32], "conv1d: filters per causal block (dilation doubles each block)",
-                             min=1),
-            "kernel_size": Field(3, "conv1d: kernel width", min=1),
-            "width": Field(64, "mlp: hidden units", min=1),
-            "activation": Field("relu", "conv1d/mlp: hidden activation",
-                                choices=("sigmoid", "tanh", "relu", "leaky_relu", "rrelu", "step")),
-            "dense_units": Field(0, "rnn/conv1d: hidden dense layer before the head (0 = none)", min=0),
+            # the three builders' declared options; keys they share mean the same in each
+            **declared(RNN_OPTIONS, ("cell",), help_prefix="rnn: ", cell="gru"),
+            **declared(RNN_OPTIONS, ("units",), help_prefix="rnn: ", units=32),
+            "depth": replace(RNN_OPTIONS["depth"], help="rnn: stacked recurrent layers; mlp: hidden layers"),
+            **declared(RNN_OPTIONS, ("bidirectional",), help_prefix="rnn: "),
+            **declared(RNN_OPTIONS, ("norm", "dropout"), norm={"help": "normalisation after each layer"},
+                       dropout={"default": 0.2, "help": "dropout after each layer"}),
+            **declared(RNN_OPTIONS, ("recurrent_dropout",), help_prefix="rnn: "),
+            **declared(CONV1D_OPTIONS, ("filters", "kernel_size"), help_prefix="conv1d: ", filters=[32, 32, 32, 32]),
+            **declared(MLP_OPTIONS, ("width",), help_prefix="mlp: "),
+            **declared(MLP_OPTIONS, ("activation",), help_prefix="conv1d/mlp: "),
+            **declared(RNN_OPTIONS, ("dense_units",), help_prefix="rnn/conv1d: "),
             "loss": Field("mse", "training loss on the scaled transformed target", choices=("mse", "huber", "mae")),
         },
         "eval": {

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnkit.config import Field
+from nnkit.builders.options import build_from_config
+from nnkit.builders.rnn import RNN_OPTIONS
+from nnkit.config import Field, declared
 from nnkit.errors import ConfigError, DataError
 from nnkit.datasets.driving_features import ttc_feature_indices
 from nnkit.runs import fingerprint
@@ -48,15 +50,8 @@ DATA_FIELDS = {
     "features": Field([], "CSV: feature columns ([] = every other column)", item_type=str),
 }
 
-MODEL_FIELDS = {
-    "cell": Field("gru", "recurrent cell", choices=CELLS),
-    "units": Field(48, "units per recurrent layer", min=1),
-    "depth": Field(1, "stacked recurrent layers (deep RNN when > 1)", min=1),
-    "bidirectional": Field(False, "read the sequence both ways"),
-    "norm": Field("none", "normalisation after each recurrent layer", choices=("layer", "batch", "none")),
-    "dropout": Field(0.0, "dropout after each recurrent layer", min=0.0, max=0.9),
-    "recurrent_dropout": Field(0.0, "dropout on the recurrent state (slower)", min=0.0, max=0.9),
-    "dense_units": Field(32, "hidden dense layer before the head (0 = none)", min=0),
+MODEL_FIELDS = {  # build_rnn's declared options, with this task's defaults
+    **declared(RNN_OPTIONS, cell="gru", units=48, dense_units=32),
     "class_weight": Field("none", "weight the loss by inverse class frequency", choices=("none", "balanced", "sqrt")),
 }
 
@@ -218,15 +213,12 @@ class _SequenceTask(Task):
     def build_model(self, cfg: dict, prepared: Prepared):
         from nnkit.builders import build_rnn
 
-        m, s = cfg["model"], prepared.state
-        classes = len(s["class_names"])
+        s = prepared.state
         binary = self.binary(s)
-        return build_rnn((None, len(s["feature_names"]) + 1), 1 if binary else classes, cell=m["cell"],
-                         units=m["units"], depth=m["depth"], bidirectional=m["bidirectional"], norm=m["norm"],
-                         dropout=m["dropout"], recurrent_dropout=m["recurrent_dropout"],
-                         head="sequence" if self.per_step else "last",
-                         output_activation="sigmoid" if binary else "softmax", masking=True, mask_value=0.0,
-                         dense_units=m["dense_units"], name=self.model_name)
+        return build_from_config(build_rnn, RNN_OPTIONS, cfg["model"], (None, len(s["feature_names"]) + 1),
+                                 1 if binary else len(s["class_names"]), head="sequence" if self.per_step else "last",
+                                 output_activation="sigmoid" if binary else "softmax", masking=True, mask_value=0.0,
+                                 name=self.model_name)
 
     def compile_kwargs(self, cfg: dict, prepared: Prepared) -> dict:
         import keras
