@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from nnkit.errors import ConfigError
+from nnkit.strategies import STRATEGIES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -115,7 +116,6 @@ RECIPE_SCHEMA = {
 
 OPTIMIZERS = ("sgd", "adam", "rmsprop")
 SCHEDULES = ("constant", "cosine", "exponential", "step")
-STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
 TRAIN_SCHEMA = {
     "epochs": Field(10, "maximum number of epochs", min=1),
@@ -136,7 +136,7 @@ TRAIN_SCHEMA = {
     "patience": Field(5, "early-stopping patience in epochs", min=0),
     "seed": Field(0, "seed for splits, initialisation and shuffling", min=0),
     "deterministic": Field(False, "bitwise-repeatable ops (slower): tf.config.experimental.enable_op_determinism"),
-    "strategy": Field("default", "tf.distribute strategy", choices=STRATEGIES),
+    "strategy": Field("default", "tf.distribute strategy", choices=tuple(STRATEGIES)),
     "jit_compile": Field(False, "XLA-compile the train step", type=(bool, str)),
     "mixed_precision": Field(False, "mixed_float16 on GPU, mixed_bfloat16 on CPU"),
     "steps_per_execution": Field(1, "batches per tf.function call", min=1),

@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 from nnkit.errors import NnkitError
+from nnkit.strategies import STRATEGIES
 
 CPU_DEVICES_ENV = "NNKIT_CPU_DEVICES"
 
@@ -103,38 +104,15 @@ def prepare(train_cfg: dict) -> None:
 
 
 def strategy_from_config(train_cfg: dict):
-    import tensorflow as tf
-
+    """The configured strategy (nnkit.strategies), made once per process."""
     name = train_cfg["strategy"]
-    if name == "default":
-        return tf.distribute.get_strategy()
-    if name in _STRATEGIES:
-        return _STRATEGIES[name]
-    if name == "mirrored":
-        gpus = tf.config.list_logical_devices("GPU")
-        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
-        strategy = tf.distribute.MirroredStrategy(devices=devices)
-    elif name == "multi_worker":
-        if not os.environ.get("TF_CONFIG"):
-            raise NnkitError("train.strategy = 'multi_worker' needs the cluster in TF_CONFIG "
-                             "(or try it locally: nnkit run RECIPE --strategy multi_worker --workers 2 --local)")
-        cluster = tf.distribute.cluster_resolver.TFConfigClusterResolver()
-        options = tf.distribute.experimental.CommunicationOptions(
-            implementation=tf.distribute.experimental.CommunicationImplementation.AUTO)
-        strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=cluster,
-                                                             communication_options=options)
-    elif name == "tpu":
-        try:
-            resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
-            tf.config.experimental_connect_to_cluster(resolver)
-            tf.tpu.experimental.initialize_tpu_system(resolver)
-        except (ValueError, RuntimeError, tf.errors.NotFoundError) as exc:
-            raise NnkitError(f"train.strategy = 'tpu': no TPU found ({exc})") from None
-        strategy = tf.distribute.TPUStrategy(resolver)
-    else:
+    if name not in STRATEGIES:
         raise NnkitError(f"unknown train.strategy {name!r}")
-    _STRATEGIES[name] = strategy
-    return strategy
+    if name == "default":
+        return STRATEGIES[name].make()
+    if name not in _STRATEGIES:
+        _STRATEGIES[name] = STRATEGIES[name].make()
+    return _STRATEGIES[name]
 
 
 def is_chief() -> bool:

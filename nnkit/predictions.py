@@ -101,7 +101,7 @@ def load_saved_model(run, saved):
     """
     import tensorflow as tf
 
-    from nnkit.export import IDENTITY
+    from nnkit.export_formats import IDENTITY
 
     identity_file = saved / IDENTITY
     if identity_file.is_file():

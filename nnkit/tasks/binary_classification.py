@@ -85,7 +85,6 @@ class BinaryClassificationTask(Task):
     # plain SGD with a squared error: for a step neuron that is Rosenblatt's rule
     train_defaults = {"epochs": 60, "batch_size": 16, "optimizer": "sgd", "momentum": 0.0,
                       "learning_rate": 0.01, "patience": 10}
-    predict_options = frozenset()
 
     def load(self, cfg: dict) -> Prepared:
         data = cfg["data"]
@@ -150,27 +149,12 @@ class BinaryClassificationTask(Task):
         return [clf.plot_confusion(evaluation.details, run.plot_dir / "confusion_matrix.png")]
 
     def serving(self, model, state: dict, cfg: dict):
-        import tensorflow as tf
+        from nnkit.tasks.classification_serving import TableClassifierServing
 
         features = len(state["features"])
-
-        class TableClassifierServing(tf.Module):
-            def __init__(self):
-                super().__init__()
-                self.model = model
-                self.mean = tf.constant(state["mean"], tf.float32)
-                self.std = tf.constant(state["std"], tf.float32)
-                self.class_names = tf.constant(state["class_names"])
-
-            @tf.function(input_signature=[tf.TensorSpec([None, features], tf.float32, name="features")])
-            def classify(self, features):
-                p = self.model((features - self.mean) / self.std, training=False)[:, 0]
-                index = tf.cast(p >= 0.5, tf.int32)
-                return {"probability": p, "class_index": index, "class_name": tf.gather(self.class_names, index)}
-
         example = (np.asarray(state["mean"]) + np.asarray(state["std"]) *
                    np.random.default_rng(0).normal(size=(4, features))).astype("float32")
-        return TableClassifierServing(), {"classify": {"features": example}}
+        return TableClassifierServing(model, state), {"classify": {"features": example}}
 
     def predict(self, ctx, inputs: list, options: dict) -> None:
         run, echo = ctx.run, ctx.echo

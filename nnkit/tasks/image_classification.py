@@ -48,7 +48,6 @@ class ImageClassificationTask(Task):
         },
     }
     train_defaults = {"epochs": 30, "batch_size": 32, "patience": 6}
-    predict_options = frozenset()
 
     # -- data ---------------------------------------------------------------------------
     def load(self, cfg: dict) -> Prepared:
@@ -133,13 +132,9 @@ class ImageClassificationTask(Task):
         return [p for p in paths if p]
 
     def _plot_misclassified(self, prepared, evaluation, path, limit):
-        import matplotlib
+        from nnkit.report import pyplot, save_figure
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        from nnkit.report import save_figure
-
+        plt = pyplot()
         x_test, y_test = prepared.test
         predicted = evaluation.artifacts["predicted"]
         wrong = np.flatnonzero(predicted != y_test)[:limit]
@@ -161,27 +156,11 @@ class ImageClassificationTask(Task):
 
     # -- serving and prediction --------------------------------------------------------
     def serving(self, model, state: dict, cfg: dict):
-        import tensorflow as tf
-
-        spec = tf.TensorSpec([None, state["height"], state["width"], state["channels"]], tf.uint8, name="images")
-
-        class ImageClassifierServing(tf.Module):
-            def __init__(self):
-                super().__init__()
-                self.model = model
-                self.class_names = tf.constant(state["class_names"])
-
-            @tf.function(input_signature=[spec])
-            def classify(self, images):
-                probabilities = self.model(tf.cast(images, tf.float32), training=False)
-                index = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
-                return {"probabilities": probabilities, "class_index": index,
-                        "class_name": tf.gather(self.class_names, index),
-                        "probability": tf.reduce_max(probabilities, axis=-1)}
+        from nnkit.tasks.classification_serving import ImageClassifierServing
 
         rng = np.random.default_rng(0)
         example = rng.integers(0, 256, size=(3, state["height"], state["width"], state["channels"]), dtype=np.uint8)
-        return ImageClassifierServing(), {"classify": {"images": example}}
+        return ImageClassifierServing(model, state), {"classify": {"images": example}}
 
     def predict(self, ctx, inputs: list, options: dict) -> None:
         run, echo = ctx.run, ctx.echo

@@ -28,7 +28,7 @@ from nnkit.builders.options import build_from_config
 from nnkit.config import Field, declared
 from nnkit.errors import NnkitError
 from nnkit.runs import fingerprint
-from nnkit.tasks.base import Evaluation, Prepared, Task
+from nnkit.tasks.base import Evaluation, Option, Prepared, Task
 from nnkit.tasks.embedding.baselines import (category_metrics, cooccur_at_k, cooccurrence, nearest, normalize,
                                              ppmi_svd)
 from nnkit.tasks.embedding.data import load_sessions, split_items
@@ -81,7 +81,8 @@ class EmbeddingTask(Task):
     train_defaults = {"optimizer": "sgd", "momentum": 0.0, "learning_rate": 0.5, "schedule": "cosine",
                       "epochs": 12, "batch_size": 1024, "early_stopping": False, "patience": 2,
                       "steps_per_execution": 8}
-    predict_options = frozenset({"similar", "k"})
+    predict_options = (Option("similar", str, "Item id to find neighbours of (embeddings)."),
+                       Option("k", int, "How many neighbours.", min=1, flag="-k"))
 
     # -- data and model ---------------------------------------------------------------------
     def load(self, cfg: dict) -> Prepared:

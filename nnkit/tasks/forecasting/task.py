@@ -31,7 +31,7 @@ from nnkit.builders.mlp import MLP_OPTIONS
 from nnkit.builders.rnn import RNN_OPTIONS
 from nnkit.builders.temporal import CONV1D_OPTIONS
 from nnkit.config import Field, declared
-from nnkit.tasks.base import Evaluation, Prepared, Task
+from nnkit.tasks.base import Evaluation, Option, Prepared, Task
 from nnkit.tasks.forecasting.baselines import score
 from nnkit.tasks.forecasting.data import TRANSFORMS, check_length, prepare, season_of, window_dataset
 from nnkit.tasks.forecasting.model import ARCHS, build_forecaster, interval_from_residuals, model_forecast
@@ -85,7 +85,8 @@ class ForecastingTask(Task):
         },
     }
     train_defaults = {"epochs": 40, "batch_size": 64, "patience": 6}
-    predict_options = frozenset({"horizon"})
+    predict_options = (Option("horizon", int, "Forecast steps (forecasting).", min=1),)
+    evaluate_options = (Option("backtest", int, "Walk-forward evaluation over K folds (forecasting).", min=2),)
 
     # -- data ----------------------------------------------------------------------------
     def load(self, cfg: dict) -> Prepared:

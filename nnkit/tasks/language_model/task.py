@@ -30,7 +30,7 @@ from nnkit.builders.options import build_from_config
 from nnkit.config import Field, declared
 from nnkit.errors import DataError
 from nnkit.runs import fingerprint
-from nnkit.tasks.base import Evaluation, Prepared, Task
+from nnkit.tasks.base import Evaluation, Option, Prepared, Task
 
 from nnkit.tasks.language_model.melody import analyse_melody, plot_piano_roll, write_melody
 from nnkit.tasks.language_model.tokens import (BOS, EOS, MELODY_RESERVED, PAD, TEXT_RESERVED, UNK, json_ids,
@@ -69,7 +69,11 @@ class LanguageModelTask(Task):
     }
     train_defaults = {"epochs": 60, "batch_size": 16, "learning_rate": 6e-3, "patience": 8,
                       "clipnorm": 1.0}
-    predict_options = frozenset({"start", "length", "temperature", "top_k", "seed"})
+    predict_options = (Option("start", str, "Start note or text (melody / text generation)."),
+                       Option("length", int, "Tokens to generate.", min=1),
+                       Option("temperature", float, "Sampling temperature.", min=0.0, min_open=True),
+                       Option("top_k", int, "Sample from the k most likely tokens.", min=0),
+                       Option("seed", int, "Sampling seed."))
 
     # -- data ---------------------------------------------------------------------------
     def load(self, cfg: dict) -> Prepared:

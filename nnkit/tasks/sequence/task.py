@@ -61,7 +61,6 @@ class _SequenceTask(Task):
 
     per_step: bool = False
     train_defaults = {"epochs": 15, "batch_size": 128, "patience": 3, "learning_rate": 3e-3}
-    predict_options = frozenset()
 
     # -- data ---------------------------------------------------------------------------
     def check_config(self, cfg: dict) -> None:

@@ -29,7 +29,7 @@ from nnkit.builders.seq2seq import SEQ2SEQ_OPTIONS
 from nnkit.config import Field, declared
 from nnkit.errors import DataError, NnkitError
 from nnkit.runs import fingerprint
-from nnkit.tasks.base import Evaluation, Prepared, Task
+from nnkit.tasks.base import Evaluation, Option, Prepared, Task
 from nnkit.tasks.translation.plots import attention_heatmaps, prepared_cfg_heatmaps
 
 LANGS = ("fr", "es", "de", "it", "ja")
@@ -159,7 +159,7 @@ class TranslationTask(Task):
         },
     }
     train_defaults = {"epochs": 8, "batch_size": 64, "learning_rate": 0.003, "clipnorm": 1.0, "patience": 2}
-    predict_options = frozenset({"beam"})
+    predict_options = (Option("beam", int, "Beam width (translation).", min=1),)
 
     # -- data ---------------------------------------------------------------------------
     def load(self, cfg: dict) -> Prepared:
