@@ -169,10 +169,14 @@ def dying_experiment(ctx) -> Outcome:
     sparse = mean["relu/small"]["zero_share"]
     held = ok * 2 > total and sparse >= 0.3
     _draw_census(ctx, mean, rates)
-    verdict = (f"With SGD at learning rate {rates['large']:g}, ReLU left {mean['relu/large']['dormant']:.0%} of its "
-               f"hidden units never active on the data, leaky ReLU {mean['leaky_relu/large']['dormant']:.0%} and "
-               f"RReLU {mean['rrelu/large']['dormant']:.0%} (at {rates['small']:g}: ReLU "
-               f"{mean['relu/small']['dormant']:.0%}); ReLU had at least {ctx['min_dead']:.0%} dead and twice the "
+    def share(key):
+        value = mean[key]["dormant"]
+        return "-- (diverged)" if not np.isfinite(value) else f"{value:.0%}"
+
+    verdict = (f"With SGD at learning rate {rates['large']:g}, ReLU left {share('relu/large')} of its "
+               f"hidden units never active on the data, leaky ReLU {share('leaky_relu/large')} and "
+               f"RReLU {share('rrelu/large')} (at {rates['small']:g}: ReLU "
+               f"{share('relu/small')}); ReLU had at least {ctx['min_dead']:.0%} dead and twice the "
                f"leaky variants' share in {ok} of {total} seeds; at the small rate {sparse:.0%} of ReLU activations "
                f"were exactly zero (sparsity)." + _diverged_words(diverged, len(ctx.seeds)))
     table = markdown_table(["seed", "activation", "learning rate", "units never active", "zero / negative share",
@@ -204,7 +208,11 @@ def _draw_census(ctx, mean, rates) -> None:
                            (axes[0][1], "zero_share", "share of activations <= 0")):
         for i, regime in enumerate(rates):
             values = [mean[f"{a}/{regime}"][key] for a in ACTIVATIONS]
-            ax.bar(positions + (i - 0.5) * 0.38, values, width=0.38, label=f"learning rate {rates[regime]:g}")
+            where = positions + (i - 0.5) * 0.38
+            ax.bar(where, values, width=0.38, label=f"learning rate {rates[regime]:g}")
+            for x, value in zip(where, values):
+                if not np.isfinite(value):
+                    ax.text(x, 0.02, "diverged", rotation=90, ha="center", va="bottom", fontsize=8)
         ax.set_xticks(positions, ACTIVATIONS)
         ax.set_ylabel(label)
         ax.set_ylim(0, 1)

@@ -87,6 +87,11 @@ def memory_experiment(ctx) -> Outcome:
                    ["A fixed budget (epochs, samples, Adam): with far more training a SimpleRNN can learn longer "
                     "recalls, and gated cells fail too beyond some distance; the claim is about how quickly "
                     "memory fades, which this measures at one budget.",
+                    "What the cells keep at initialisation differs, which is a likely reason for the order seen "
+                    "here (not measured by this lesson): Keras's SimpleRNN starts with an orthogonal recurrent "
+                    "matrix, which preserves a state's norm; an LSTM's forget gate starts near sigmoid(1) = 0.73 "
+                    "per step (unit_forget_bias) and a GRU's update gate near 0.5, so their memory of step 0 "
+                    "starts out fading geometrically and has to be learned.",
                     f"Held: LSTM and GRU both at least {ctx['margin']:.2f} above SimpleRNN at the longest distance, "
                     "in most seeds."])
 
@@ -109,7 +114,8 @@ RNN_MEMORY = Lesson(
     name="rnn-memory",
     claim="A plain RNN forgets long-range information quickly; LSTM and GRU keep it.",
     setup=f"Recall task: the first step shows one of {SYMBOLS} symbols with a marker, then `distance` steps of "
-          f"random symbols from the same alphabet; the label is the marked symbol. `build_rnn(cell=C, units=U, output_activation='softmax')` for "
+          f"random symbols from the same alphabet; the label is the marked symbol. "
+          f"`build_rnn(cell=C, units=U, output_activation='softmax')` for "
           "C in simple, lstm, gru at each distance, same budget. Held when, in most seeds, LSTM and GRU both beat "
           "SimpleRNN by at least `margin` at the longest distance.",
     options={"distances": Field([5, 20, 60], "distances to try", min=1),

@@ -135,7 +135,8 @@ PERCEPTRON = Lesson(
           "`build_perceptron(activation='step')` trained with squared error and plain SGD (which is exactly "
           "Rosenblatt's rule), the same with `train.ema` (the averaged perceptron, as the perceptron recipe), "
           "`build_perceptron(activation='sigmoid')` with cross-entropy (logistic regression "
-          "as a neuron), and scikit-learn's LogisticRegression as the reference. Held when the averaged perceptron's test "
+          "as a neuron), and scikit-learn's LogisticRegression as the reference. "
+          "Held when the averaged perceptron's test "
           "accuracy is within `tolerance` of logistic regression's for every seed and data set, and at least 0.97 "
           "on separable data.",
     options={"samples": Field(600, "points per data set", min=20),

@@ -132,7 +132,7 @@ def _draw(ctx, rates, batches, optimizers, lr_crit) -> None:
     fig, axes = figure(ncols=3, width=4.6)
     for ax, group, title, label in (
             (axes[0][0], rates, f"full batch (critical rate {lr_crit:.2g})", lambda k: f"{k:g} x critical"),
-            (axes[0][1], batches, "batch size (same rate)", lambda k: f"batch {k}"),
+            (axes[0][1], batches, "batch size (batch 1 at a tenth of the rate)", lambda k: f"batch {k}"),
             (axes[0][2], optimizers, "optimizers (batch 32)", str)):
         for key, result in group.items():
             curve = _finite(result["curve"])

@@ -93,7 +93,8 @@ def rnn_relu_experiment(ctx) -> Outcome:
                                 for s in ctx.seeds])) for n in VARIANTS}
     _draw_relu(ctx, results, curves, lengths)
     verdict = (f"Training a SimpleRNN on the adding problem ({ctx['length']} steps, SGD + momentum), the largest "
-               f"recurrent gradient norm was {mean['relu']['max_grad']:.3g} with ReLU vs {mean['tanh']['max_grad']:.3g} "
+               f"recurrent gradient norm was {mean['relu']['max_grad']:.3g} with ReLU vs "
+               f"{mean['tanh']['max_grad']:.3g} "
                f"with tanh (diverged: ReLU in {mean['relu']['diverged_seeds']}, tanh in "
                f"{mean['tanh']['diverged_seeds']}, clipped ReLU in {mean['relu + clipnorm']['diverged_seeds']} of "
                f"{total} seeds); ReLU's gradient was at least {ctx['factor']:g} times "
