@@ -106,8 +106,8 @@ def _draw_memory(ctx, mean, distances) -> None:
     ax.set_xlabel("distance to the remembered symbol (steps)")
     ax.set_ylabel("test accuracy")
     ax.set_ylim(0, 1.05)
-    ax.legend()
-    save(ctx, fig, "recall_vs_distance", "Recall vs distance")
+    ax.legend(loc="lower left")
+    save(ctx, fig, "recall_vs_distance", "Recall vs distance (mean over seeds)")
 
 
 RNN_MEMORY = Lesson(
