@@ -118,6 +118,7 @@ VANISHING_GRADIENTS = Lesson(
                              type=float)},
     quick={"depth": 10, "epochs": 2, "seeds": 1},
     experiment=vanishing_experiment,
+    seconds=74,  # CPU s of the default run in docs/lessons.md
 )
 
 # -- dying ReLU ----------------------------------------------------------------------------------
@@ -238,4 +239,5 @@ DYING_RELU = Lesson(
              "seeds": Field(3, "seeds", min=1)},
     quick={"epochs": 2, "seeds": 1},
     experiment=dying_experiment,
+    seconds=55,  # CPU s of the default run in docs/lessons.md
 )

@@ -154,4 +154,5 @@ ATTENTION = Lesson(
              "margin": Field(0.1, "accuracy attention must add on long sources", min=0.0, type=float)},
     quick={"max_len": 12, "samples": 600, "epochs": 3, "seeds": 1},
     experiment=attention_experiment,
+    seconds=186,  # CPU s of the default run in docs/lessons.md
 )

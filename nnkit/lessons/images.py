@@ -150,4 +150,5 @@ CNN_VS_MLP = Lesson(
                                            min=0.0, type=float)},
     quick={"epochs": 5, "seeds": 1},
     experiment=cnn_experiment,
+    seconds=52,  # CPU s of the default run in docs/lessons.md
 )

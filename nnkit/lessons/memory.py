@@ -126,6 +126,7 @@ RNN_MEMORY = Lesson(
              "margin": Field(0.15, "accuracy the gated cells must add", min=0.0, type=float)},
     quick={"distances": [5, 40], "samples": 600, "epochs": 4, "seeds": 1},
     experiment=memory_experiment,
+    seconds=126,  # CPU s of the default run in docs/lessons.md
 )
 
 # -- gru-vs-lstm ---------------------------------------------------------------------------------

@@ -145,6 +145,7 @@ PERCEPTRON = Lesson(
              "tolerance": Field(0.05, "accuracy gap still counted as close", min=0.0, type=float)},
     quick={"samples": 200, "epochs": 5, "seeds": 1},
     experiment=perceptron_experiment,
+    seconds=49,  # CPU s of the default run in docs/lessons.md
 )
 
 # -- approximation -------------------------------------------------------------------------------

@@ -163,4 +163,5 @@ LEARNING_RATE = Lesson(
                                          min=0.0, type=float)},
     quick={"samples": 256, "epochs": 5, "steps": 100},
     experiment=learning_rate_experiment,
+    seconds=32,  # CPU s of the default run in docs/lessons.md
 )

@@ -160,6 +160,7 @@ RNN_RELU = Lesson(
              "factor": Field(10.0, "how far ReLU's largest gradient must exceed tanh's", min=1.0, type=float)},
     quick={"samples": 500, "epochs": 3, "seeds": 1, "lengths": [10, 50]},
     experiment=rnn_relu_experiment,
+    seconds=75,  # CPU s of the default run in docs/lessons.md
 )
 
 # -- norm-in-rnn -------------------------------------------------------------------------------
@@ -197,11 +198,15 @@ def norm_experiment(ctx) -> Outcome:
                 seed=seed, train={"epochs": ctx["epochs"], "batch_size": 32, "learning_rate": 3e-3})
             model = fitted.model
             inference = predict(model, xt)
-            batch_train_mode = np.asarray(model(xt, training=True))  # normalised with this batch's statistics
-            single_train_mode = np.concatenate([np.asarray(model(xt[i:i + 1], training=True))
-                                                for i in range(ctx["single"])])
             single_inference = np.concatenate([np.asarray(model(xt[i:i + 1], training=False))
                                                for i in range(ctx["single"])])
+            # training-mode calls normalise with the batch's own statistics, and also move batch norm's
+            # moving averages: measured last, then the trained weights are put back
+            trained = model.get_weights()
+            batch_train_mode = np.asarray(model(xt, training=True))
+            single_train_mode = np.concatenate([np.asarray(model(xt[i:i + 1], training=True))
+                                                for i in range(ctx["single"])])
+            model.set_weights(trained)
             results[(norm, seed)] = r = {
                 "accuracy": float(np.mean(inference.argmax(1) == yt)),
                 "train_vs_inference": float(np.mean(np.abs(batch_train_mode - inference)[:, 1])),
@@ -266,8 +271,8 @@ NORM_IN_RNN = Lesson(
           "averages); a batch of one sequence in training mode; batch of one vs batched in inference mode. Held "
           "when, in most seeds, layer norm is at least as accurate as batch norm (within `tolerance`) and batch "
           "norm's train/inference mismatch is over 10 times layer norm's.",
-    options={"max_len": Field(40, "longest sequence", min=6), "samples": Field(1500, "training sequences", min=10),
-             "epochs": Field(8, "epochs", min=1), "units": Field(32, "recurrent units", min=1),
+    options={"max_len": Field(30, "longest sequence", min=6), "samples": Field(1000, "training sequences", min=10),
+             "epochs": Field(6, "epochs", min=1), "units": Field(32, "recurrent units", min=1),
              "single": Field(50, "test sequences also run one at a time", min=1),
              "seeds": Field(2, "seeds", min=1),
              "tolerance": Field(0.02, "accuracy gap still counted as equal", min=0.0, type=float)},
@@ -359,4 +364,5 @@ BIDIRECTIONAL = Lesson(
              "margin": Field(0.3, "accuracy the bidirectional model must add", min=0.0, type=float)},
     quick={"length": 12, "samples": 300, "epochs": 3, "seeds": 1},
     experiment=bidirectional_experiment,
+    seconds=74,  # CPU s of the default run in docs/lessons.md
 )
