@@ -168,17 +168,18 @@ def gru_lstm_experiment(ctx) -> Outcome:
                 epoch_s = float(np.median(timer.times[1:] or timer.times))
                 results[(task, cell, seed)] = {"accuracy": accuracy, "epoch_seconds": epoch_s}
                 rows.append([seed, task, cell, accuracy, epoch_s])
-            agree.append(results[(task, "gru", seed)]["accuracy"]
-                         >= results[(task, "lstm", seed)]["accuracy"] - ctx["tolerance"])
+            gru, lstm = results[(task, "gru", seed)]["accuracy"], results[(task, "lstm", seed)]["accuracy"]
+            if max(gru, lstm) >= 1 / SYMBOLS + 0.1:  # where both sit at chance the pair says nothing
+                agree.append(gru >= lstm - ctx["tolerance"])
     ok, total = agreement(agree)
     mean = {f"{t}/{c}": {k: float(np.mean([results[(t, c, s)][k] for s in ctx.seeds]))
                          for k in ("accuracy", "epoch_seconds")} for t in tasks for c in ("lstm", "gru")}
-    held = params["gru"] < params["lstm"] and ok * 2 > total
+    held = params["gru"] < params["lstm"] and total > 0 and ok * 2 > total
     speed = float(np.mean([mean[f"{t}/gru"]["epoch_seconds"] / mean[f"{t}/lstm"]["epoch_seconds"] for t in tasks]))
     _draw_gru(ctx, mean, tasks, params)
     verdict = (f"At {ctx['units']} units GRU has {params['gru']} weights to LSTM's {params['lstm']} "
                f"({params['gru'] / params['lstm']:.0%}); its test accuracy was within {ctx['tolerance']:.2f} of "
-               f"LSTM's or better in {ok} of {total} task-seed pairs (" + ", ".join(
+               f"LSTM's or better in {ok} of {total} task-seed pairs where either learned (" + ", ".join(
                    f"{t}: GRU {mean[f'{t}/gru']['accuracy']:.3f} vs LSTM {mean[f'{t}/lstm']['accuracy']:.3f}"
                    for t in tasks) + f"); a GRU epoch took {speed:.2f} times an LSTM epoch.")
     table = markdown_table(["seed", "task", "cell", "test accuracy", "seconds / epoch"], rows)
