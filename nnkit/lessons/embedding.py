@@ -137,4 +137,5 @@ EMBEDDING = Lesson(
              "min_accuracy": Field(0.7, "kNN category accuracy needed", min=0.0, max=1.0, type=float)},
     quick={"dims": [2, 16], "products": 400, "categories": 8, "sessions": 800, "epochs": 2, "timing_items": 2000},
     experiment=embedding_experiment,
+    seconds=28,  # CPU s of the default run in docs/lessons.md
 )

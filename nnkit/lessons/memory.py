@@ -224,4 +224,5 @@ GRU_VS_LSTM = Lesson(
              "tolerance": Field(0.05, "accuracy gap still counted as similar", min=0.0, type=float)},
     quick={"distance": 10, "samples": 500, "epochs": 3, "seeds": 1},
     experiment=gru_lstm_experiment,
+    seconds=56,  # CPU s of the default run in docs/lessons.md
 )

@@ -235,4 +235,5 @@ APPROXIMATION = Lesson(
              "min_gain": Field(10.0, "error ratio (narrowest / widest) needed", min=1.0, type=float)},
     quick={"widths": [1, 8, 64], "samples": 1024, "epochs": 4},
     experiment=approximation_experiment,
+    seconds=76,  # CPU s of the default run in docs/lessons.md
 )
