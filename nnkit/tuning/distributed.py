@@ -79,17 +79,22 @@ def serve(oracle, tune_dir: Path, echo, poll_s: float = 0.2) -> None:
         port_file.unlink(missing_ok=True)
 
 
+def wait_for(path: Path, what: str, timeout_s: float = 600.0) -> None:
+    """A worker started before its chief: wait for the file the chief writes."""
+    deadline = time.monotonic() + timeout_s
+    while not Path(path).is_file():
+        if time.monotonic() > deadline:
+            raise NnkitError(f"no {what} appeared at {path} within {timeout_s:.0f} s; start the chief "
+                             "(KERASTUNER_TUNER_ID=chief) with the same command and --out")
+        time.sleep(0.2)
+
+
 def await_port(tune_dir: Path, timeout_s: float = 600.0) -> None:
     """A worker given port 0: wait for the chief's port file and use its port."""
     if os.environ.get("KERASTUNER_ORACLE_PORT") != "0":
         return
     port_file = Path(tune_dir) / PORT_FILE
-    deadline = time.monotonic() + timeout_s
-    while not port_file.is_file():
-        if time.monotonic() > deadline:
-            raise NnkitError(f"no chief published its port in {port_file} within {timeout_s:.0f} s "
-                             "(start the chief with KERASTUNER_ORACLE_PORT=0 and the same --out)")
-        time.sleep(0.2)
+    wait_for(port_file, "port published by the chief", timeout_s)
     os.environ["KERASTUNER_ORACLE_PORT"] = port_file.read_text().strip()
 
 

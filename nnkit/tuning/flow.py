@@ -76,14 +76,13 @@ def _open_folder(resolved, spec, out, runs_root, who) -> tuple[Run, bool]:
     if who == "worker":
         if spec_file is None:
             raise NnkitError("a tune worker needs --out DIR: the chief's run folder")
-        distributed.await_port(spec_file.parent)  # the chief writes spec.json before it serves
+        distributed.await_port(spec_file.parent)
+        distributed.wait_for(spec_file, "search (spec.json)")  # the chief writes it before it serves
     if spec_file is not None and spec_file.is_file():
         if read_json(spec_file) != spec:
             raise NnkitError(f"--out {out}: holds a search of another recipe, config, space or algorithm; "
                              "rerun with the same options to continue it, or choose a new --out")
         return Run(out), True
-    if who == "worker":
-        raise NnkitError(f"--out {out}: no search there yet; start the chief first")
     run = create_run(resolved.recipe.name, out=out, root=runs_root)
     write_json(run.path / "tune" / "spec.json", spec)
     return run, False
@@ -91,8 +90,10 @@ def _open_folder(resolved, spec, out, runs_root, who) -> tuple[Run, bool]:
 
 def tune(resolved: pipeline.Resolved, *, algorithm: str = "bayesian", trials: int | None = 10,
          budget_minutes: float | None = None, out: str | None = None, runs_root: str = "runs",
-         echo=print, command: list[str] | None = None) -> Run | None:
-    """Search, then train the best config as a normal run; returns the run (None on a worker)."""
+         echo=print, command: list[str] | None = None, stages=pipeline.RUN_STAGES) -> Run | None:
+    """Search, then train the best config as a normal run; returns the run (None on a worker).
+
+    ``stages``: the final run's stages (tests leave out the export)."""
     dims = check(resolved, algorithm)
     who = distributed.role()
     task, cfg = resolved.task, resolved.cfg
@@ -134,10 +135,10 @@ def tune(resolved: pipeline.Resolved, *, algorithm: str = "bayesian", trials: in
     if who == "worker":
         echo("tune: worker finished (the chief trains the final run)")
         return None
-    return finish(resolved, dims, tuner.oracle, run, limits, algorithm, echo, command)
+    return finish(resolved, dims, tuner.oracle, run, limits, algorithm, echo, command, stages)
 
 
-def finish(resolved, dims, oracle, run: Run, limits: Limits, algorithm: str, echo, command) -> Run:
+def finish(resolved, dims, oracle, run: Run, limits: Limits, algorithm: str, echo, command, stages) -> Run:
     """Train the best config into the run folder, score the default recipe, write tune/'s results."""
     task, cfg = resolved.task, resolved.cfg
     tune_dir = run.path / "tune"
@@ -153,7 +154,7 @@ def finish(resolved, dims, oracle, run: Run, limits: Limits, algorithm: str, ech
         if run.meta().get("status") != "finished":
             pipeline.resume(str(run.path))
     else:
-        pipeline.start(pipeline.Resolved(resolved.recipe, task, best_cfg), run=run, command=command)
+        pipeline.start(pipeline.Resolved(resolved.recipe, task, best_cfg), stages=stages, run=run, command=command)
     default = default_test_score(task, cfg, best_values, dims, tune_dir, run)
     summary = results.write(run, tune_dir, dims, oracle, limits, algorithm, best[0].trial_id, default)
     echo(summary)

@@ -28,7 +28,8 @@ def trial_rows(oracle, dims, tune_dir: Path) -> list[dict]:
         score = trial.metrics.get_last_value("val_score") if trial.metrics.exists("val_score") else None
         rows.append({"trial": int(trial_id) + 1, "status": trial.status, "score": score,
                      "values": values, "epochs": detail.get("epochs", ""), "seconds": detail.get("seconds", ""),
-                     "default": bool(detail.get("default", False))})
+                     "default": bool(detail.get("default", False)),
+                     "worker": detail.get("worker", "")})
     return rows
 
 
@@ -57,12 +58,13 @@ def influence(rows: list[dict], dims) -> list[tuple[str, float]]:
 def write_csv(path: Path, rows: list[dict], dims, metric: str) -> None:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["trial", "status", f"val_{metric}", *[d.key for d in dims], "epochs", "seconds", "default"])
+    writer.writerow(["trial", "status", f"val_{metric}", *[d.key for d in dims], "epochs", "seconds", "default",
+                     "worker"])
     for row in rows:
         values = [row["values"].get(d.key, "") for d in dims]
         writer.writerow([row["trial"], row["status"], "" if row["score"] is None else row["score"],
                          *[str(v) if isinstance(v, list) else v for v in values], row["epochs"], row["seconds"],
-                         row["default"]])
+                         row["default"], row["worker"]])
     write_text(path, buffer.getvalue())
 
 

@@ -17,6 +17,7 @@ trial is the recipe's own values, so the search always measures the default.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -139,7 +140,8 @@ class TrialRunner:
         write_json(folder / "score.json", {
             "trial": trial.trial_id, "metric": evaluation.primary, "higher_is_better": self.higher,
             "split": "validation", "score": score, "values": space.from_hyperparameters(self.dims, values),
-            "epochs": epochs, "seconds": round(time.monotonic() - t0, 2), "default": is_default})
+            "epochs": epochs, "seconds": round(time.monotonic() - t0, 2), "default": is_default,
+            "worker": os.environ.get("KERASTUNER_TUNER_ID", "local")})
         shutil.rmtree(folder / "checkpoints", ignore_errors=True)
         if not is_default:  # the default trial's model is scored on the test part at the end
             (folder / "model.keras").unlink(missing_ok=True)
