@@ -1,13 +1,13 @@
 """Does `nnkit tune` beat the recipe's defaults by more than seed noise? One recipe per call.
 
     python bench/tune.py RECIPE [--seeds 0 1 2] [--trials 8] [--budget MIN] [--algorithm bayesian]
-                         [--data PATH] [--set KEY=VALUE ...] [--out DIR]
+                         [--data PATH] [--set KEY=VALUE ...] [--out DIR] [--name NAME]
 
 1. The default recipe, trained and evaluated on its test part once per seed
    (``train`` + ``evaluate`` stages, no export): the seed-to-seed spread.
 2. ``nnkit tune`` with seed 0 (the first seed): the tuned run's test score,
    beside the default's (which the search trains as its first trial).
-Prints a summary and writes it to bench/results/tune-RECIPE.json (the runs
+Prints a summary and writes it to bench/results/tune-NAME.json (the runs
 stay in OUT, a temporary folder by default). All runs in this process, one
 after another, so they share whatever load the machine has.
 """
@@ -36,6 +36,7 @@ def main() -> None:
     parser.add_argument("--data")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--out", default=None)
+    parser.add_argument("--name", default=None, help="results file bench/results/tune-NAME.json (default RECIPE)")
     args = parser.parse_args()
 
     from nnkit import pipeline
@@ -76,7 +77,8 @@ def main() -> None:
               "tune_wall_minutes": round(seconds / 60, 2), "best_values": summary["best_values"],
               "load_average": os.getloadavg()}
     (out / "summary.json").write_text(json.dumps(result, indent=2) + "\n")
-    (ROOT / "bench" / "results" / f"tune-{args.recipe}.json").write_text(json.dumps(result, indent=2) + "\n")
+    results_file = ROOT / "bench" / "results" / f"tune-{args.name or args.recipe}.json"
+    results_file.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     print(f"\n{args.recipe}: test {summary['metric']} tuned {summary['test']['tuned']:.4f} vs default "
           f"{', '.join(f'{s:.4f}' for s in scores)} (seeds {args.seeds}; spread {spread:.4f}); "

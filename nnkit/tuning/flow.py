@@ -111,7 +111,7 @@ def tune(resolved: pipeline.Resolved, *, algorithm: str = "bayesian", trials: in
     oracle = make_oracle(algorithm, space.to_hyperparameters(dims, cfg), limits, cfg["train"]["seed"],
                          cfg["train"]["epochs"], len(dims))
     runner = TrialRunner(task, cfg, dims, views, tune_dir / "trials", limits, echo,
-                         space.default_values(dims, cfg))
+                         space.default_values(dims, cfg), None if who == "worker" else progress_file)
     if resumed and who != "worker":
         echo(f"tune: continuing the search in {tune_dir} ({prior / 60:.1f} min used before)")
     tuner = make_tuner(oracle, runner, tune_dir)

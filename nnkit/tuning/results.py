@@ -43,9 +43,10 @@ def influence(rows: list[dict], dims) -> list[tuple[str, float]]:
         values = [r["values"].get(dim.key) for r in done]
         if dim.kind == "choice":
             labels = [str(v) for v in values]
-        else:  # numbers: quartile bins, so a continuous key is not favoured by having unique values
+        else:  # numbers: quantile bins of two or more trials, so unique values explain nothing by themselves
             numbers = np.array(values, dtype=float)
-            edges = np.unique(np.quantile(numbers, [0.25, 0.5, 0.75])) if len(numbers) else []
+            bins = max(1, min(4, len(numbers) // 2))
+            edges = np.unique(np.quantile(numbers, np.arange(1, bins) / bins)) if bins > 1 else []
             labels = list(np.digitize(numbers, edges))
         between = 0.0
         for label in set(labels):

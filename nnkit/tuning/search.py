@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,7 +63,9 @@ class _LimitedOracle:
             return {"status": "STOPPED", "values": None}
         if started == 0 and self.limits.first_values is not None:
             return {"status": "RUNNING", "values": dict(self.limits.first_values)}
-        return super().populate_space(trial_id)
+        with warnings.catch_warnings():  # the Gaussian process's fit warnings say nothing a user can act on
+            warnings.filterwarnings("ignore", module="sklearn")
+            return super().populate_space(trial_id)
 
 
 def make_oracle(algorithm: str, hp, limits: Limits, seed: int, max_epochs: int, dims: int):
@@ -109,11 +112,12 @@ class TrialRunner:
     """Trains and scores one trial; prints progress; remembers the validation metric's name."""
 
     def __init__(self, task, cfg: dict, dims: list, view_for, trials_dir: Path, limits: Limits, echo,
-                 default_values: dict):
+                 default_values: dict, progress_file: Path | None = None):
         self.task, self.cfg, self.dims, self.view_for = task, cfg, dims, view_for
         self.trials_dir, self.limits, self.echo = Path(trials_dir), limits, echo
         self.default_values = default_values
         self.metric, self.higher = None, None
+        self.progress_file = progress_file
 
     def trial_cfg(self, values: dict) -> dict:
         cfg = space.apply(self.cfg, space.from_hyperparameters(self.dims, values))
@@ -168,6 +172,8 @@ class TrialRunner:
         return f"{name} {score:.4g} (trial {int(best[0].trial_id) + 1})"
 
     def ends(self, trial) -> None:
+        if self.progress_file is not None:  # so a killed search (SIGKILL) still counts this time
+            write_json(self.progress_file, {"seconds_used": round(self.limits.used_s(), 1)})
         found = self.trials_dir / trial.trial_id / "score.json"
         if found.is_file():
             done = read_json(found)
