@@ -168,6 +168,9 @@ class TrialRunner:
         if not best or best[0].score is None:
             return "none yet"
         score = best[0].metrics.get_last_value("val_score")
+        if self.metric is None:  # a resumed search: the metric's name is in the earlier trials' files
+            found = next(iter(sorted(self.trials_dir.glob("*/score.json"))), None)
+            self.metric = read_json(found)["metric"] if found else None
         name = f"val {self.metric}" if self.metric else "validation score"
         return f"{name} {score:.4g} (trial {int(best[0].trial_id) + 1})"
 
