@@ -16,6 +16,7 @@ Nothing here imports TensorFlow at import time; ``import nnkit`` stays light.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any, Iterable, Mapping
 
@@ -67,11 +68,12 @@ def run(recipe: str, data: Any = None, *, config: str | os.PathLike | None = Non
             command += ["--set", f"data.items={staged.path('items').resolve()}"]
     progress = NotebookProgress() if notebook and not quiet else None
     try:
-        folder = pipeline.start(
-            resolved, stages=wanted, out=None if out is None else str(out), command=command,
-            adopt=None if staged is None else staged.adopter(command),
-            callbacks=progress.callbacks() if progress else None,
-            on_stage=progress.on_stage if progress else None)
+        with _tensorflow_info_muted(notebook or quiet):
+            folder = pipeline.start(
+                resolved, stages=wanted, out=None if out is None else str(out), command=command,
+                adopt=None if staged is None else staged.adopter(command),
+                callbacks=progress.callbacks() if progress else None,
+                on_stage=progress.on_stage if progress else None)
     except NnkitError as exc:
         if staged is not None and staged.final is None:  # failed while reading the staged files
             raise type(exc)(staged.rename(str(exc))) from None
@@ -80,6 +82,21 @@ def run(recipe: str, data: Any = None, *, config: str | os.PathLike | None = Non
         if staged is not None:
             staged.cleanup()
     return Run(folder.path)
+
+
+@contextlib.contextmanager
+def _tensorflow_info_muted(mute: bool):
+    """No "INFO:tensorflow:Assets written to ..." lines in a notebook cell (restored afterwards)."""
+    import logging
+
+    logger = logging.getLogger("tensorflow")
+    level = logger.level
+    if mute:
+        logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def load_run(path: str | os.PathLike):
