@@ -19,10 +19,6 @@ from pathlib import Path
 
 from nnkit.errors import NnkitError
 
-# nnkit predict's options (the CLI's --horizon, --start, ... as keyword arguments)
-PREDICT_OPTIONS = ("horizon", "start", "length", "temperature", "top_k", "seed", "similar", "k", "beam")
-
-
 class Run:
     """A finished (or interrupted, or train-only) run folder."""
 
@@ -113,18 +109,21 @@ class Run:
 
         ``inputs``: what the task predicts from, as a path or in memory: a DataFrame of recent
         prices (forecasting) or features (tables), image arrays ``[N, H, W(, C)]``, sequence arrays,
-        strings to translate, item ids. ``options``: the CLI's ``--horizon``, ``--beam``, ``k``,
-        ``similar``, ``start``, ``length``, ``temperature``, ``top_k``, ``seed``. A text language
-        model returns the generated text (a str), a melody the CLI's lines (tokens, files).
+        strings to translate, item ids. ``options``: the task's ``nnkit predict`` options as keywords
+        (``horizon=5``, ``beam=3``, ``similar=...``, ``k=10``, ``start=...``, ``top_k=...``). A text
+        language model returns the generated text (a str), a melody the CLI's lines (tokens, files).
         """
         import pandas as pd
 
-        from nnkit import api_data, pipeline
+        from nnkit import api_data
+        from nnkit.predictions import context
 
-        given = _predict_options(options)
-        task = pipeline.run_config(self._folder).task
-        task.check_options(given)
         lines: list[str] = []
+        ctx = context(self._folder, lines.append)  # the CLI's context: config, task, endpoint loader
+        task = ctx.task
+        task.check_options(options)  # options the task does not take: the CLI's message
+        given = {option.name: None for option in task.predict_options}
+        given.update(_checked(options, task.predict_options))
         with tempfile.TemporaryDirectory(prefix="nnkit-predict-") as tmp:
             tmp = Path(tmp)
             items, labels = api_data.predict_inputs(task.name, inputs, tmp, self._folder.state())
@@ -132,7 +131,7 @@ class Run:
             melody = text_model and self._folder.state().get("mode") == "melody"
             out = None if melody else tmp / ("generated.txt" if text_model else "predictions.json")
             try:
-                task.predict(self._folder, items, {**given, "out": None if out is None else str(out)}, lines.append)
+                task.predict(ctx, items, {**given, "out": None if out is None else str(out)})
             except NnkitError as exc:
                 message = str(exc)
                 for path, label in labels.items():
@@ -207,19 +206,22 @@ def _metrics_html(document: dict) -> str:
     return f"<table><thead><tr><th></th>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _predict_options(options: dict) -> dict:
-    """The CLI's predict options, checked as its Click types check them."""
-    unknown = sorted(set(options) - set(PREDICT_OPTIONS))
-    if unknown:
-        raise NnkitError(f"predict: unknown option(s) {', '.join(unknown)}; options: {', '.join(PREDICT_OPTIONS)}")
-    given = {name: options.get(name) for name in PREDICT_OPTIONS}
-    for name in ("horizon", "length", "k", "beam"):
-        value = given[name]
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-            raise NnkitError(f"predict: {name}={value!r}; expected an integer >= 1")
-    if given["top_k"] is not None and (not isinstance(given["top_k"], int) or given["top_k"] < 0):
-        raise NnkitError(f"predict: top_k={given['top_k']!r}; expected an integer >= 0")
-    if given["temperature"] is not None and not (isinstance(given["temperature"], (int, float))
-                                                 and given["temperature"] > 0):
-        raise NnkitError(f"predict: temperature={given['temperature']!r}; expected a number > 0")
-    return given
+def _checked(options: dict, declared) -> dict:
+    """The task's declared options (``nnkit.tasks.base.Option``), checked as the CLI's Click types check them."""
+    for option in declared:
+        value = options.get(option.name)
+        if value is None:
+            continue
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if option.type is int and not (number and float(value).is_integer()):
+            raise NnkitError(f"predict: {option.name}={value!r}; expected an integer")
+        if option.type is float and not number:
+            raise NnkitError(f"predict: {option.name}={value!r}; expected a number")
+        if option.type is str and not isinstance(value, str):
+            raise NnkitError(f"predict: {option.name}={value!r}; expected a string")
+        if option.min is not None and (value <= option.min if option.min_open else value < option.min):
+            raise NnkitError(f"predict: {option.name}={value!r}; expected a number "
+                             f"{'>' if option.min_open else '>='} {option.min}")
+    types = {option.name: option.type for option in declared}
+    return {name: int(value) if types.get(name) is int else value
+            for name, value in options.items() if value is not None}
