@@ -278,6 +278,7 @@ NORM_IN_RNN = Lesson(
              "tolerance": Field(0.02, "accuracy gap still counted as equal", min=0.0, type=float)},
     quick={"max_len": 16, "samples": 300, "epochs": 2, "single": 8, "seeds": 1},
     experiment=norm_experiment,
+    seconds=303,  # CPU s of the default run in docs/lessons.md
 )
 
 # -- bidirectional ---------------------------------------------------------------------------------
