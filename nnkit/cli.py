@@ -1,22 +1,29 @@
 """The `nnkit` command line: parse, resolve a recipe, call the pipeline.
 
 TensorFlow is imported only inside the commands that train or run a model;
-``nnkit --help``, ``list`` and ``show`` stay fast. A problem with the user's
-input (``NnkitError``) exits 2 with one line on standard error; an
-interruption exits 130 and says how to resume; anything else is a bug and
+``nnkit --help``, ``list`` and ``show`` stay fast, and those that load it
+load it quietly (:mod:`nnkit.startup`; ``--verbose`` shows TensorFlow's
+start-up lines). A problem with the user's input (``NnkitError``, a usage
+error, a file-system refusal on the user's path) exits 2 with one line on
+standard error; Ctrl-C or SIGTERM at any stage exits 130 with one line
+(saying how to resume once a run folder exists); anything else is a bug and
 keeps its traceback (exit 1).
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
+from pathlib import Path
 
 import click
 
-from nnkit.errors import NnkitError
+from nnkit.errors import NnkitError, fs_error
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+INTERRUPTED = "interrupted before a run folder was created; nothing was written"
 
 
 class UserError(click.ClickException):
@@ -26,21 +33,55 @@ class UserError(click.ClickException):
         click.echo(f"error: {self.format_message()}", err=True)
 
 
+def _sigterm_as_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def one_line(text: str) -> str:
+    """Click's multi-line usage messages as one line."""
+    return " ".join(str(text).split())
+
+
 class Group(click.Group):
-    """Turns nnkit's user errors into exit code 2 for every command."""
+    """One contract for every command: exit 2 and one line for the user's errors, 130 for interruptions."""
 
     def invoke(self, ctx):
+        from nnkit import runs
         from nnkit.pipeline import Interrupted
 
         if "nnkit.train" in sys.modules:  # --unsafe holds for one command, never the next
             sys.modules["nnkit.train"].ALLOW_UNSAFE = False
+        previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)  # SIGTERM means what Ctrl-C means
+        from nnkit.startup import quiet_tensorflow
+
+        quiet_tensorflow()
         try:
             return super().invoke(ctx)
         except NnkitError as exc:
             raise UserError(str(exc)) from None
+        except click.UsageError as exc:
+            where = f" (see: nnkit {exc.ctx.command_path.split(' ', 1)[-1]} --help)" if exc.ctx else ""
+            raise UserError(one_line(exc.format_message()) + where) from None
         except Interrupted as exc:
             click.echo(str(exc), err=True)
             ctx.exit(130)
+        except (KeyboardInterrupt, click.Abort):
+            click.echo(INTERRUPTED, err=True)
+            ctx.exit(130)
+        except OSError as exc:
+            problem = fs_error(exc) if exc.filename is not None and not _own_file(exc.filename) else None
+            if problem is None:
+                raise
+            raise UserError(str(problem)) from None
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            runs.release_locks()
+
+
+def _own_file(name) -> bool:
+    """A file of nnkit or of an installed package: a failure there is a bug or a broken install."""
+    path = os.path.realpath(str(name))
+    return path.startswith((os.path.realpath(sys.prefix), os.path.dirname(os.path.realpath(__file__))))
 
 
 def recipe_options(fn):
@@ -84,8 +125,6 @@ def unsafe_option(fn):
 
 def _check_predict_out(run, output) -> None:
     """--out may go anywhere the user likes except over the run's own files."""
-    from pathlib import Path
-
     target = Path(output).expanduser().resolve()
     inside = run.path.resolve()
     if target.is_dir():
@@ -95,8 +134,18 @@ def _check_predict_out(run, output) -> None:
                          f"{run.path / 'predictions'}/ or outside the run, never over the run's own files")
 
 
+def _verbose(ctx, param, value):
+    if value:
+        from nnkit.startup import VERBOSE_ENV
+
+        os.environ[VERBOSE_ENV] = "1"  # also for the worker processes of --local
+    return value
+
+
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="nnkit")
+@click.option("--verbose", is_flag=True, expose_value=False, callback=_verbose, is_eager=True,
+              help="Show TensorFlow's start-up lines (also: NNKIT_VERBOSE=1).")
 def cli():
     """nnkit: classic neural-network recipes on Keras 3, one command each.
 
@@ -329,7 +378,11 @@ def _process_gone(meta: dict) -> bool:
 
 
 def main():
-    cli(prog_name="nnkit")
+    try:
+        cli(prog_name="nnkit")
+    except KeyboardInterrupt:  # during start-up, before a command began: still one line and 130
+        click.echo(INTERRUPTED, err=True)
+        sys.exit(130)
 
 
 if __name__ == "__main__":
