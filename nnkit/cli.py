@@ -66,7 +66,10 @@ class Group(click.Group):
             click.echo(str(exc), err=True)
             ctx.exit(130)
         except (KeyboardInterrupt, click.Abort):
-            click.echo(INTERRUPTED, err=True)
+            command = ctx.invoked_subcommand or ""
+            click.echo(INTERRUPTED if command in ("", "run", "train") else
+                       f"interrupted; nnkit {command} stopped (files are replaced whole: none is half-written)",
+                       err=True)
             ctx.exit(130)
         except OSError as exc:
             problem = fs_error(exc) if exc.filename is not None and not _own_file(exc.filename) else None
@@ -125,10 +128,18 @@ def unsafe_option(fn):
 
 def _check_predict_out(run, output) -> None:
     """--out may go anywhere the user likes except over the run's own files."""
+    from nnkit.runs import check_replaceable
+
     target = Path(output).expanduser().resolve()
     inside = run.path.resolve()
     if target.is_dir():
         raise NnkitError(f"--out {output}: is a folder; expected a file name (e.g. predictions.csv)")
+    check_replaceable(target)  # never over a FIFO, a device or a socket
+    for parent in target.parents:  # fail now, not after the predictions are computed
+        if parent.exists():
+            if not parent.is_dir():
+                raise NnkitError(f"--out {output}: {parent} is a file, not a folder; choose another place")
+            break
     if target.is_relative_to(inside) and not target.is_relative_to(inside / "predictions"):
         raise NnkitError(f"--out {output}: inside the run folder {run.path}; predictions may go to "
                          f"{run.path / 'predictions'}/ or outside the run, never over the run's own files")
@@ -249,10 +260,11 @@ def train(recipe, data, config_file, overrides, out, seed, epochs, strategy, qui
 def evaluate(run_dir, backtest):
     """Evaluate a run's model (and baselines) on its test part; rewrite metrics and report."""
     from nnkit import pipeline
-    from nnkit.runs import open_run
+    from nnkit.runs import lock_run, open_run
     from nnkit.train import load_model
 
     run = open_run(run_dir)
+    lock_run(run)
     resolved = pipeline.run_config(run)
     task, cfg = resolved.task, resolved.cfg
     if backtest:
@@ -310,9 +322,10 @@ def export_cmd(run_dir, fmt):
     """Export a run's model; the artifact is reloaded and checked before it is kept."""
     from nnkit import pipeline
     from nnkit.export import export
-    from nnkit.runs import open_run
+    from nnkit.runs import lock_run, open_run
 
     run = open_run(run_dir)
+    lock_run(run)
     task = pipeline.run_config(run).task
     click.echo(str(export(run, task, fmt)))
 
@@ -322,9 +335,11 @@ def export_cmd(run_dir, fmt):
 def report(run_dir):
     """Rewrite report.md from the run's metrics.json and plots."""
     from nnkit import pipeline
-    from nnkit.runs import open_run
+    from nnkit.runs import lock_run, open_run
 
-    click.echo(str(pipeline.report(open_run(run_dir))))
+    run = open_run(run_dir)
+    lock_run(run)
+    click.echo(str(pipeline.report(run)))
 
 
 @cli.command()
@@ -356,15 +371,21 @@ def runs(root):
             continue
         stages = ",".join(meta.get("stages", [])) or "-"
         status = meta.get("status", "?")
-        if status == "running" and _process_gone(meta):
+        if status == "running" and _process_gone(meta, meta_file.parent):
             status = "killed"  # its process died without a word (SIGKILL, power): nnkit resume continues it
         click.echo(f"{status:<12} {meta.get('recipe', '?'):<12} {stages:<28} {meta_file.parent}")
 
 
-def _process_gone(meta: dict) -> bool:
-    """True when meta.json names a process on this host that no longer exists."""
+def _process_gone(meta: dict, folder) -> bool:
+    """True when the run's process is gone: nobody holds the run folder's lock (a dead process holds
+    none, whatever became of its pid); for a folder without a lock file, its pid no longer exists."""
     import platform
 
+    from nnkit.runs import lock_is_held
+
+    held = lock_is_held(folder)
+    if held is not None:
+        return not held
     pid = meta.get("pid")
     if not isinstance(pid, int) or meta.get("host") != platform.node():
         return False

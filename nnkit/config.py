@@ -265,11 +265,15 @@ def validate(cfg: Mapping, schema: Mapping, source: str = "config", prefix: str 
 def read_toml(path: str | Path, what: str = "config file") -> dict:
     path = Path(path)
     if not path.is_file():
+        if path.exists():  # a folder, a FIFO (would block), a device (would never end)
+            raise ConfigError(f"{path}: not a regular file; expected a TOML {what}")
         raise ConfigError(f"{what} not found: {path}")
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); expected a TOML file") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: cannot read: permission denied (EACCES); fix the permissions") from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -18,7 +18,7 @@ from pathlib import Path
 from nnkit import config as config_mod
 from nnkit.errors import NnkitError
 from nnkit.registry import Recipe, load_recipe
-from nnkit.runs import Run, base_meta, create_run, open_run, sweep_partial, write_json, write_text
+from nnkit.runs import Run, base_meta, create_run, lock_run, open_run, sweep_partial, write_json, write_text
 from nnkit.tasks import get_task
 
 RUN_STAGES = ("train", "evaluate", "report", "export")
@@ -109,6 +109,7 @@ def start(resolved: Resolved, stages=RUN_STAGES, out: str | None = None, runs_ro
     _prepare_devices(cfg)
     prepared = task.load(cfg)
     run = create_run(resolved.recipe.name, out=out, root=runs_root)
+    lock_run(run)
     write_text(run.config_file, config_mod.to_toml(cfg))
     meta = base_meta(resolved.recipe.name, task.name, cfg, command)
     meta.update(requested_stages=list(stages), data_fingerprint=prepared.fingerprint, pid=os.getpid(),
@@ -125,6 +126,8 @@ def resume(run_path: str) -> Run:
     meta = run.meta()
     if meta.get("status") == "finished":
         raise NnkitError(f"{run.path}: already finished; nothing to resume")
+    lock_run(run)  # before anything is swept or written: a live process may be working here
+    meta = run.meta()  # as the lock holder left it
     stages = meta.get("requested_stages", list(RUN_STAGES))
     sweep_partial(run.path)  # half-written files of the killed process (never renamed into place)
     _quiet_tensorflow()

@@ -146,10 +146,9 @@ def _read_csv(path: Path, what: str, needed: dict):
     """Read a CSV with pandas; ``needed`` maps config key -> column name that must exist."""
     import pandas as pd
 
-    if not path.exists():
-        raise DataError(f"{what} not found: {path}")
-    if path.is_dir():
-        raise DataError(f"{path}: is a folder; expected a {what} (CSV)")
+    from nnkit.datasets.text import check_separator, input_file
+
+    input_file(path, what)
     if path.stat().st_size == 0 or not path.read_bytes()[:65536].strip():
         raise DataError(f"{path}: empty file; expected a CSV with a header such as "
                         f"{','.join(needed.values())}")
@@ -168,6 +167,7 @@ def _read_csv(path: Path, what: str, needed: dict):
     except pd.errors.ParserError as exc:
         raise DataError(f"{path}: cannot parse as CSV ({str(exc).strip()})") from None
     frame.columns = [str(c).strip() for c in frame.columns]
+    check_separator(path, list(frame.columns))
     for key, column in needed.items():
         if column not in frame.columns:
             raise DataError(f"{path}: no column {column!r} (config key {key}); the file has columns "

@@ -1,0 +1,208 @@
+"""The bad-input cases of issue 13, one group per class (``klass``), run by tests/test_bad_input.py.
+
+1 one line on stderr after TensorFlow has loaded (also run in one real process: test_tensorflow_quiet.py)
+2 file-system trouble is a message; special files are never read or replaced
+3 one process at a time in a run folder (the lock)
+5 nothing read silently wrong (dates, separators)
+7 every value checked where it enters, before a run folder exists
+8 Ctrl-C / SIGTERM at every stage before a run folder: exit 130, one line, nothing written
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import json
+import os
+import signal
+from pathlib import Path
+
+from bad_input_files import OUT, Case, prices, recipe_file, run_folder_of, sequences_csv, table, text
+
+TASK_RECIPES = {"binary_classification": "perceptron", "image_classification": "digits", "forecasting": "stock",
+                "sequence_classification": "collision", "sequence_labeling": "driving",
+                "language_model": "melody", "translation": "translate", "embedding": "products"}
+
+_HELD: list[int] = []  # lock file descriptors held "by another process" during a case
+
+
+def release_held() -> None:
+    while _HELD:
+        os.close(_HELD.pop())
+
+
+def task_run(t: Path, task: str) -> Path:
+    """A finished run folder of ``task`` whose model file is missing (``evaluate`` needs TensorFlow first)."""
+    path = t / f"{task}-run"
+    text(path / "config.toml", f'[recipe]\ntask = "{task}"\nname = "{TASK_RECIPES[task]}"\n')
+    text(path / "meta.json", json.dumps({"status": "finished", "task": task}))
+    return path
+
+
+def held_run(t: Path, status: str = "running") -> Path:
+    """A run folder whose lock another holder has (an open file description of this process counts as
+    another holder for ``flock``), with the owner line a real nnkit process writes."""
+    path = run_folder_of(t / "busy", status=status)
+    fd = os.open(path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.write(fd, json.dumps({"pid": 4242, "host": "trainer", "command": "resume busy",
+                             "since": "2026-01-01T00:00:00+00:00"}).encode())
+    _HELD.append(fd)
+    return path
+
+
+def fifo(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(path)
+    return path
+
+
+def read_only(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o555)
+    return path
+
+
+def dated(path: Path, fmt: str, days: int = 40, sep: str = ",", start=dt.date(2021, 1, 1)) -> Path:
+    rows = [start + dt.timedelta(days=i) for i in range(days)]
+    lines = [f"Date{sep}Close"] + [f"{d.strftime(fmt)}{sep}{100 + i % 7}" for i, d in enumerate(rows)]
+    return text(path, "\n".join(lines) + "\n")
+
+
+def mixed_order(path: Path) -> Path:
+    """Day-first dates that prove it (13/01/2021), then a month-first one (01/14/2021)."""
+    return text(path, "Date,Close\n12/01/2021,1\n13/01/2021,2\n01/14/2021,3\n" + "".join(
+        f"{d:02d}/02/2021,{d}\n" for d in range(1, 30)))
+
+
+SIGINT, SIGTERM = signal.SIGINT, signal.SIGTERM
+INTERRUPTED = ("interrupted before a run folder was created", "nothing was written")
+
+CASES_13 = [
+    # 1: one line after TensorFlow has loaded, for every task
+    *[Case(f"tf-loaded-{task}", "after TensorFlow", f"evaluate a {task} run whose model file is gone",
+           lambda t, task=task: ["evaluate", str(task_run(t, task))], ("model.keras", "no such model file"), klass=1)
+      for task in TASK_RECIPES],
+    # 2: file-system trouble
+    Case("out-parent-is-a-file", "file system", "--out under a regular file",
+         lambda t: ["run", "perceptron", "--out", str(text(t / "notes.txt", "mine") / "run")],
+         ("notes.txt", "cannot create the run folder", "a part of the path is a file"), klass=2),
+    Case("out-is-a-fifo", "file system", "--out naming a FIFO",
+         lambda t: ["run", "perceptron", "--out", str(fifo(t / "pipe"))], ("--out", "pipe", "not an empty folder"),
+         klass=2),
+    Case("train-out-under-a-file", "file system", "train --out two levels under a regular file",
+         lambda t: ["train", "digits", "--out", str(text(t / "f.bin", "x") / "a" / "b")],
+         ("f.bin", "a part of the path is a file"), klass=2),
+    Case("predict-out-fifo", "file system", "predict --out naming a FIFO",
+         lambda t: ["predict", str(run_folder_of(t / "done")), "--out", str(fifo(t / "p.csv")), str(t / "x.csv")],
+         ("p.csv", "is a FIFO", "never replaces"), klass=2),
+    Case("predict-out-parent-file", "file system", "predict --out under a regular file",
+         lambda t: ["predict", str(run_folder_of(t / "done")), "--out", str(text(t / "f", "x") / "p.csv"),
+                    str(t / "x.csv")], ("p.csv", "cannot write", "a part of the path is a file"), klass=2),
+    Case("data-fifo", "file system", "--data naming a FIFO (reading it would block)",
+         lambda t: ["run", "perceptron", "--data", str(fifo(t / "feed.csv")), "--out", OUT],
+         ("feed.csv", "is a FIFO", "regular file"), klass=2),
+    Case("data-device", "file system", "--data naming a device",
+         lambda t: ["run", "perceptron", "--data", "/dev/zero", "--out", OUT], ("/dev/zero", "is a device"),
+         klass=2),
+    Case("config-fifo", "file system", "--config naming a FIFO",
+         lambda t: ["run", "perceptron", "--config", str(fifo(t / "c.toml")), "--out", OUT],
+         ("c.toml", "not a regular file"), klass=2),
+    Case("prices-fifo", "file system", "a price series that is a FIFO",
+         lambda t: ["run", "stock", "--data", str(fifo(t / "p.csv")), "--out", OUT], ("p.csv", "is a FIFO"), klass=2),
+    Case("out-read-only", "file system", "--out inside a read-only folder",
+         lambda t: ["run", "perceptron", "--out", str(read_only(t / "ro") / "run")],
+         ("ro", "permission denied"), klass=2, root_can=True),
+    # 3: the run-folder lock
+    Case("resume-while-held", "lock", "resume of a run another process works in",
+         lambda t: ["resume", str(held_run(t))], ("busy", "in use by", "pid 4242", "resume busy"), klass=3),
+    Case("evaluate-while-held", "lock", "evaluate of a run another process works in",
+         lambda t: ["evaluate", str(held_run(t, "finished"))], ("busy", "in use by", "pid 4242"), klass=3),
+    Case("export-while-held", "lock", "export of a run another process works in",
+         lambda t: ["export", str(held_run(t, "finished"))], ("busy", "in use by"), klass=3),
+    Case("report-while-held", "lock", "report of a run another process works in",
+         lambda t: ["report", str(held_run(t, "finished"))], ("busy", "in use by"), klass=3),
+    Case("run-out-held", "lock", "run --out naming a run folder in use",
+         lambda t: ["run", "perceptron", "--out", str(held_run(t))], ("busy", "not an empty folder"), klass=3),
+    Case("train-out-held", "lock", "train --out naming a run folder in use",
+         lambda t: ["train", "perceptron", "--out", str(held_run(t))], ("busy", "not an empty folder"), klass=3),
+    # 5: nothing read silently wrong
+    Case("dates-ambiguous", "read right", "dates that could be day-first or month-first",
+         lambda t: ["run", "stock", "--data", str(dated(t / "d.csv", "%d/%m/%Y", days=12)), "--out", OUT],
+         ("d.csv", "line 2", "ambiguous date '01/01/2021'", "data.date_format", "'%d/%m/%Y'"), klass=5),
+    Case("dates-ambiguous-dots", "read right", "dotted two-digit-year dates, ambiguous",
+         lambda t: ["run", "stock", "--data", str(dated(t / "d.csv", "%m.%d.%y", days=12)), "--out", OUT],
+         ("d.csv", "ambiguous", "'%d.%m.%y'", "'%m.%d.%y'"), klass=5),
+    Case("dates-contradict", "read right", "day-first and month-first dates in one file",
+         lambda t: ["run", "stock", "--data", str(mixed_order(t / "d.csv")), "--out", OUT],
+         ("d.csv", "line 4", "'01/14/2021'", "contradicts", "data.date_format"), klass=5),
+    Case("prices-semicolons", "read right", "a price CSV separated by semicolons",
+         lambda t: ["run", "stock", "--data", str(dated(t / "p.csv", "%Y-%m-%d", sep=";")), "--out", OUT],
+         ("p.csv", "line 1", "semicolons", "';'"), klass=5),
+    Case("prices-tabs", "read right", "a price CSV separated by tabs",
+         lambda t: ["run", "stock", "--data", str(dated(t / "p.csv", "%Y-%m-%d", sep="\t")), "--out", OUT],
+         ("p.csv", "tabs", "'\\t'"), klass=5),
+    Case("table-tabs", "read right", "a feature table separated by tabs",
+         lambda t: ["run", "perceptron", "--data", str(table(t / "t.csv", sep="\t")), "--out", OUT],
+         ("t.csv", "tabs", "comma-separated"), klass=5),
+    Case("sessions-semicolons", "read right", "a sessions CSV separated by semicolons",
+         lambda t: ["run", "products", "--data", str(text(t / "s.csv", "session_id;item_id\n1;a\n1;b\n2;c\n")),
+                    "--out", OUT], ("s.csv", "semicolons"), klass=5),
+    Case("sequences-bars", "read right", "a sequence CSV separated by vertical bars",
+         lambda t: ["run", "collision", "--data", str(text(t / "s.csv", sequences_csv(t / "x.csv").read_text()
+                                                           .replace(",", "|"))), "--out", OUT],
+         ("s.csv", "vertical bars", "'|'"), klass=5),
+    # 7: values checked where they enter
+    Case("seed-too-large", "values", "--seed above 2**32 - 1",
+         lambda t: ["run", "digits", "--seed", str(2**32), "--out", OUT],
+         ("'train.seed'", "out of range", "4294967296", "<= 4294967295"), klass=7),
+    Case("seed-negative", "values", "a negative seed",
+         lambda t: ["run", "stock", "--seed", "-1", "--out", OUT], ("'train.seed'", "out of range", ">= 0"), klass=7),
+    Case("set-recipe-task", "values", "--set recipe.task to another task",
+         lambda t: ["run", "digits", "--set", "recipe.task=translation", "--out", OUT],
+         ("'recipe.task'", "defines the recipe", "'translation'", "'image_classification'"), klass=7),
+    Case("set-recipe-name", "values", "--set recipe.name",
+         lambda t: ["run", "digits", "--set", "recipe.name=other", "--out", OUT],
+         ("'recipe.name'", "defines the recipe"), klass=7),
+    Case("config-recipe-task", "values", "a --config file naming another task",
+         lambda t: ["run", "perceptron", "--config", str(recipe_file(t / "c.toml", '[recipe]\ntask = "embedding"\n')),
+                    "--out", OUT], ("c.toml", "'recipe.task'", "defines the recipe"), klass=7),
+    Case("empty-filter-list", "values", "an empty list of convolution filters",
+         lambda t: ["run", "digits", "--set", "model.filters=[]", "--out", OUT],
+         ("'model.filters'", "empty list", "at least 1 item"), klass=7),
+    Case("filter-zero", "values", "a zero among the filters",
+         lambda t: ["run", "digits", "--set", "model.filters=[8,0]", "--out", OUT],
+         ("'model.filters'", "item 1 is out of range", "[8, 0]"), klass=7),
+    Case("epochs-zero", "values", "--epochs 0",
+         lambda t: ["train", "perceptron", "--epochs", "0", "--out", OUT], ("'train.epochs'", ">= 1"), klass=7),
+    Case("negative-learning-rate", "values", "a negative learning rate",
+         lambda t: ["run", "perceptron", "--set", "train.learning_rate=-0.1", "--out", OUT],
+         ("'train.learning_rate'", "out of range", "-0.1"), klass=7),
+    Case("set-newline-key", "values", "--set with a line break in the key (one line still)",
+         lambda t: ["run", "perceptron", "--set", "0\n0=1", "--out", OUT], ("unknown config key", "'0\\n0'"), klass=7),
+    Case("unknown-option", "values", "an option the command does not have",
+         lambda t: ["run", "perceptron", "--epoch", "3"], ("No such option", "--epoch", "nnkit run --help"), klass=7),
+    # 8: interruptions before a run folder exists (the signal fires when the named function is called)
+    Case("sigint-resolving", "signals", "Ctrl-C while the recipe is being read",
+         lambda t: ["run", "digits", "--out", OUT], INTERRUPTED, klass=8, code=130,
+         interrupt=("nnkit.pipeline", "load_recipe", SIGINT)),
+    Case("sigterm-resolving", "signals", "SIGTERM while the recipe is being read",
+         lambda t: ["run", "digits", "--out", OUT], INTERRUPTED, klass=8, code=130,
+         interrupt=("nnkit.pipeline", "load_recipe", SIGTERM)),
+    Case("sigint-loading-table", "signals", "Ctrl-C while a CSV table loads",
+         lambda t: ["run", "perceptron", "--data", str(table(t / "t.csv")), "--out", OUT], INTERRUPTED,
+         klass=8, code=130, interrupt=("nnkit.datasets.tables", "read_csv", SIGINT)),
+    Case("sigterm-loading-table", "signals", "SIGTERM while a CSV table loads",
+         lambda t: ["train", "perceptron", "--data", str(table(t / "t.csv")), "--out", OUT], INTERRUPTED,
+         klass=8, code=130, interrupt=("nnkit.datasets.tables", "read_csv", SIGTERM)),
+    Case("sigint-loading-prices", "signals", "Ctrl-C while dates are parsed",
+         lambda t: ["run", "stock", "--data", str(prices(t / "p.csv")), "--out", OUT], INTERRUPTED,
+         klass=8, code=130, interrupt=("nnkit.datasets.prices", "parse_dates", SIGINT)),
+    Case("sigterm-loading-sequences", "signals", "SIGTERM while a sequence CSV loads",
+         lambda t: ["run", "collision", "--data", str(sequences_csv(t / "s.csv")), "--out", OUT], INTERRUPTED,
+         klass=8, code=130, interrupt=("nnkit.datasets.text", "check_separator", SIGTERM)),
+    Case("sigint-opening-run", "signals", "Ctrl-C while evaluate opens a run",
+         lambda t: ["evaluate", str(run_folder_of(t / "done"))], ("interrupted", "nnkit evaluate stopped",
+                                                                  "none is half-written"), klass=8, code=130,
+         interrupt=("nnkit.pipeline", "run_config", SIGINT)),
+]
