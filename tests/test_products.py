@@ -343,10 +343,13 @@ def test_predict_similar(run_dir):
     assert bad.exit_code == 2
 
 
-def test_export_keras_format_reloads_in_fresh_process(run_dir):
+def test_export_keras_format_reloads_in_fresh_process(run_dir, tmp_path):
     from click.testing import CliRunner
 
+    from helpers import own_copy
     from nnkit.cli import cli
+
+    run_dir = own_copy(run_dir, tmp_path)
 
     result = CliRunner().invoke(cli, ["export", str(run_dir), "--format", "keras"])
     assert result.exit_code == 0, result.output + repr(result.exception)
