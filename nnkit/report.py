@@ -81,7 +81,7 @@ def plot_history(run: Run) -> Path | None:
     for ax, name in zip(axes[0], names):
         for key, label in ((name, "train"), ("val_" + name, "validation")):
             if key in rows[0]:
-                ax.plot(epochs, [float(r[key]) if r[key] not in ("", "NA") else math.nan for r in rows], label=label)
+                ax.plot(epochs, [_finite(r[key]) for r in rows], label=label)
         ax.set_title(name)
         ax.set_xlabel("epoch")
         ax.legend()
@@ -89,6 +89,15 @@ def plot_history(run: Run) -> Path | None:
     path = run.plot_dir / "learning_curves.png"
     save_figure(fig, path)
     return path
+
+
+def _finite(text) -> float:
+    """A history cell as a number to draw: NaN for NA, inf and anything unreadable (a diverged epoch)."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return math.nan
+    return value if math.isfinite(value) else math.nan
 
 
 def save_figure(fig, path: Path) -> Path:
@@ -154,7 +163,7 @@ def write_report(run: Run, document: dict, summary: dict | None = None) -> Path:
         last = history[-1]
         parts += ["## Training", "",
                   f"{len(history)} epochs; last epoch: " +
-                  ", ".join(f"{k} {float(v):.4g}" for k, v in last.items() if k != "epoch" and v and v != "NA"),
+                  ", ".join(f"{k} {_finite(v):.4g}" for k, v in last.items() if k != "epoch" and v and v != "NA"),
                   ""]
     plot_paths = sorted(run.plot_dir.glob("*.png")) if run.plot_dir.is_dir() else []
     if plot_paths:
