@@ -4,8 +4,10 @@
 2 file-system trouble is a message; special files are never read or replaced
 3 one process at a time in a run folder (the lock)
 5 nothing read silently wrong (dates, separators)
+6 a run's results stay tied to its data (fingerprint, moved files)
 7 every value checked where it enters, before a run folder exists
 8 Ctrl-C / SIGTERM at every stage before a run folder: exit 130, one line, nothing written
+9 damaged run files on resume: which file, and the flag that goes on (--from last-good / scratch)
 """
 
 from __future__ import annotations
@@ -73,6 +75,61 @@ def mixed_order(path: Path) -> Path:
     """Day-first dates that prove it (13/01/2021), then a month-first one (01/14/2021)."""
     return text(path, "Date,Close\n12/01/2021,1\n13/01/2021,2\n01/14/2021,3\n" + "".join(
         f"{d:02d}/02/2021,{d}\n" for d in range(1, 30)))
+
+
+def data_run(t: Path, data: Path, recipe: str = "perceptron", task: str = "binary_classification",
+             status: str = "finished", fingerprint: str = "0123456789abcdef") -> Path:
+    """A run folder trained on ``data`` (its recorded fingerprint: ``fingerprint``)."""
+    path = t / "trained"
+    text(path / "config.toml", f'[recipe]\ntask = "{task}"\nname = "{recipe}"\n[data]\npath = "{data}"\n')
+    text(path / "meta.json", json.dumps({"status": status, "task": task, "recipe": recipe, "stages": [],
+                                         "data_fingerprint": fingerprint}))
+    return path
+
+
+def moved(path: Path) -> Path:
+    """``path`` once was there; the run recorded it, then the user moved it away."""
+    return path.parent / "moved-away" / path.name
+
+
+def h5(path: Path, truncate: bool = False) -> Path:
+    import h5py
+    import numpy as np
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as handle:
+        handle.create_dataset("layers/dense/vars/0", data=np.ones((64, 64), "float32"))
+    if truncate:
+        size = path.stat().st_size
+        with open(path, "r+b") as handle:
+            handle.truncate(size // 2)
+    return path
+
+
+def interrupted_run(t: Path, index: str | None = None, weights: str = "whole", previous: bool = False,
+                    best: str | None = None, stages=()) -> Path:
+    """An interrupted perceptron run with a resume checkpoint in the state asked for."""
+    path = t / "stopped"
+    text(path / "config.toml", '[recipe]\ntask = "binary_classification"\nname = "perceptron"\n')
+    text(path / "meta.json", json.dumps({"status": "interrupted", "task": "binary_classification",
+                                         "recipe": "perceptron", "stages": list(stages)}))
+    backup = path / "checkpoints" / "backup"
+    states = {"ResumableEarlyStopping-0": {"best_weights": "best-epoch-2.npz"}} if best else {}
+    text(backup / "checkpoint.json", index if index is not None else json.dumps(
+        {"epoch": 3, "weights": "epoch-3.weights.h5", "callbacks": states}))
+    if weights != "none":
+        if weights == "garbage":
+            text(backup / "epoch-3.weights.h5", b"\x00garbage" * 50)
+        else:
+            h5(backup / "epoch-3.weights.h5", truncate=weights == "truncated")
+    if best:
+        text(backup / "best-epoch-2.npz", b"PK\x03\x04 not really a zip")
+    if previous:
+        text(backup / "checkpoint.previous.json", json.dumps({"epoch": 2, "weights": "epoch-2.weights.h5"}))
+        h5(backup / "epoch-2.weights.h5")
+    if "train" in stages:
+        text(path / "model.keras", b"PK\x03\x04" + b"\x00" * 40)  # a zip cut short
+    return path
 
 
 SIGINT, SIGTERM = signal.SIGINT, signal.SIGTERM
@@ -152,6 +209,48 @@ CASES_13 = [
          lambda t: ["run", "collision", "--data", str(text(t / "s.csv", sequences_csv(t / "x.csv").read_text()
                                                            .replace(",", "|"))), "--out", OUT],
          ("s.csv", "vertical bars", "'|'"), klass=5),
+    # 6: results stay tied to their data
+    Case("evaluate-changed-data", "data tie", "evaluate after the run's --data file changed",
+         lambda t: ["evaluate", str(data_run(t, table(t / "t.csv")))],
+         ("t.csv", "changed since the run was trained", "metrics.json was left as it was", "--data"), klass=6),
+    Case("evaluate-moved-data", "data tie", "evaluate after the run's --data file was moved",
+         lambda t: ["evaluate", str(data_run(t, moved(t / "t.csv")))],
+         ("t.csv", "the run needs", "gone", "--data"), klass=6),
+    Case("resume-moved-data", "data tie", "resume after the run's --data file was moved",
+         lambda t: ["resume", str(data_run(t, moved(t / "t.csv"), status="interrupted"))],
+         ("t.csv", "the run needs", "nnkit resume", "--data"), klass=6),
+    Case("resume-other-data", "data tie", "resume pointed at data other than the run's",
+         lambda t: ["resume", str(data_run(t, moved(t / "t.csv"), status="interrupted")), "--data",
+                    str(table(t / "other.csv"))], ("other.csv", "not the data this run was trained on"), klass=6),
+    Case("evaluate-changed-prices", "data tie", "evaluate a forecast after its price file changed",
+         lambda t: ["evaluate", str(data_run(t, prices(t / "p.csv"), "stock", "forecasting"))],
+         ("p.csv", "changed since the run was trained"), klass=6),
+    Case("evaluate-moved-sequences", "data tie", "evaluate a sequence run whose CSV was moved",
+         lambda t: ["evaluate", str(data_run(t, moved(t / "s.csv"), "collision", "sequence_classification"))],
+         ("s.csv", "the run needs", "--data"), klass=6),
+    # 9: damaged run files on resume
+    Case("checkpoint-index-garbage", "damaged", "a resume checkpoint index that is not JSON",
+         lambda t: ["resume", str(interrupted_run(t, index="{epoch: three"))],
+         ("checkpoint.json", "damaged resume checkpoint", "--from scratch"), klass=9),
+    Case("checkpoint-weights-garbage", "damaged", "checkpoint weights that are garbage",
+         lambda t: ["resume", str(interrupted_run(t, weights="garbage"))],
+         ("epoch-3.weights.h5", "unreadable weights", "--from scratch"), klass=9),
+    Case("checkpoint-weights-truncated", "damaged", "truncated checkpoint weights, an earlier commit kept",
+         lambda t: ["resume", str(interrupted_run(t, weights="truncated", previous=True))],
+         ("epoch-3.weights.h5", "damaged", "--from last-good", "--from scratch"), klass=9),
+    Case("checkpoint-weights-missing", "damaged", "checkpoint weights that were deleted",
+         lambda t: ["resume", str(interrupted_run(t, weights="none"))], ("epoch-3.weights.h5", "missing"), klass=9),
+    Case("checkpoint-best-garbage", "damaged", "early-stopping best weights that are not an .npz",
+         lambda t: ["resume", str(interrupted_run(t, best="garbage"))],
+         ("best-epoch-2.npz", "unreadable best weights", "--from scratch"), klass=9),
+    Case("model-truncated", "damaged", "a truncated model.keras after the train stage",
+         lambda t: ["resume", str(interrupted_run(t, stages=("train",)))],
+         ("model.keras", "damaged model file", "--from scratch"), klass=9),
+    Case("last-good-none", "damaged", "--from last-good with no earlier commit kept",
+         lambda t: ["resume", str(interrupted_run(t, weights="garbage")), "--from", "last-good"],
+         ("epoch-3.weights.h5", "no earlier whole checkpoint", "--from scratch"), klass=9),
+    Case("last-good-needless", "damaged", "--from last-good on a whole checkpoint",
+         lambda t: ["resume", str(interrupted_run(t)), "--from", "last-good"], ("checkpoint is whole",), klass=9),
     # 7: values checked where they enter
     Case("seed-too-large", "values", "--seed above 2**32 - 1",
          lambda t: ["run", "digits", "--seed", str(2**32), "--out", OUT],
