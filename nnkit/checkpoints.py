@@ -106,7 +106,7 @@ def check_or_restart(run, restart: str | None) -> str | None:
     folder = run.checkpoint_dir / "backup"
     if restart == "scratch":
         shutil.rmtree(folder, ignore_errors=True)
-        run.update_meta(stages=[s for s in run.meta().get("stages", []) if s not in ("train", "evaluate")])
+        run.update_meta(stages=[])  # everything after training depends on it
         return "training again from the first epoch (--from scratch)"
     if restart is None and "train" in run.meta().get("stages", []):  # trained: the model file is what counts
         problem = _keras_damage(run.model_file)

@@ -304,8 +304,10 @@ def train(recipe, data, config_file, overrides, out, seed, epochs, strategy, qui
 
 @cli.command(cls=TaskOptionsCommand, option_kind="evaluate_options")
 @click.argument("run_dir", metavar="RUN")
+@click.option("--data", type=click.Path(), help="The run's data at its new place; other data is evaluated "
+              "into metrics-<fingerprint>.json beside metrics.json, never over it.")
 @unsafe_option
-def evaluate(run_dir, **options):
+def evaluate(run_dir, data, **options):
     """Evaluate a run's model (and baselines) on its test part; rewrite metrics and report."""
     from nnkit import pipeline
     from nnkit.runs import lock_run, open_run
@@ -324,11 +326,30 @@ def evaluate(run_dir, **options):
         for name, value in chosen.items():
             getattr(task, name)(ctx, value)
         return
+    if not run.model_file.is_file():  # before the data: loading it can take a while
+        raise NnkitError(f"{run.model_file}: no such model file")
+    prepared, same = pipeline.load_run_data(run, resolved, data, "evaluate")
+    where = cfg["data"].get("path") or f"the bundled data of {run.path}"
+    beside = None
+    if not same and not data:
+        raise NnkitError(f"{where}: changed since the run was trained (fingerprint {prepared.fingerprint}, the "
+                         f"run recorded {run.meta().get('data_fingerprint')}); metrics.json was left as it was. "
+                         f"To evaluate this data anyway: nnkit evaluate {run.path} --data {where} "
+                         "(results go beside metrics.json)")
+    if not same:
+        beside = run.path / f"metrics-{prepared.fingerprint}.json"
+        click.echo(f"warning: {where}: not the data this run was trained on; results in {beside.name}, "
+                   "metrics.json unchanged", err=True)
+    elif data:
+        from nnkit.config import to_toml
+        from nnkit.runs import write_text
+
+        write_text(run.config_file, to_toml(cfg))  # the same data at its new place
     model = load_model(run.model_file, task.custom_objects())
-    prepared = task.load(cfg)
-    pipeline.evaluate(run, task, cfg, model, prepared)
-    pipeline.report(run)
-    click.echo(run.metrics_file.read_text())
+    pipeline.evaluate(run, task, cfg, model, prepared, beside)
+    if beside is None:
+        pipeline.report(run)
+    click.echo((beside or run.metrics_file).read_text())
 
 
 @cli.command(cls=TaskOptionsCommand, option_kind="predict_options")
@@ -388,12 +409,15 @@ def report(run_dir):
 
 @cli.command()
 @click.argument("run_dir", metavar="RUN")
+@click.option("--data", type=click.Path(), help="The run's data at its new place (the same content).")
+@click.option("--from", "restart", type=click.Choice(["last-good", "scratch"]),
+              help="Past a damaged checkpoint: the checkpoint before it, or training again from the first epoch.")
 @unsafe_option
-def resume(run_dir):
+def resume(run_dir, data, restart):
     """Continue an interrupted run where it stopped."""
     from nnkit.pipeline import resume as resume_run
 
-    run = resume_run(run_dir)
+    run = resume_run(run_dir, data, restart)
     click.echo(str(run.path))
 
 

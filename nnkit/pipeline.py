@@ -109,32 +109,83 @@ def start(resolved: Resolved, stages=RUN_STAGES, out: str | None = None, runs_ro
     _prepare_devices(cfg)
     prepared = task.load(cfg)
     run = create_run(resolved.recipe.name, out=out, root=runs_root)
-    lock_run(run)
-    write_text(run.config_file, config_mod.to_toml(cfg))
-    meta = base_meta(resolved.recipe.name, task.name, cfg, command)
-    meta.update(requested_stages=list(stages), data_fingerprint=prepared.fingerprint, pid=os.getpid(),
-                data=prepared.summary)
-    write_json(run.meta_file, meta)
-    write_json(run.state_file, prepared.state)
+    try:  # a run folder without its config and meta would be nobody's: an interruption here removes it
+        lock_run(run)
+        write_text(run.config_file, config_mod.to_toml(cfg))
+        meta = base_meta(resolved.recipe.name, task.name, cfg, command)
+        meta.update(requested_stages=list(stages), data_fingerprint=prepared.fingerprint, pid=os.getpid(),
+                    data=prepared.summary)
+        write_json(run.state_file, prepared.state)
+        write_json(run.meta_file, meta)  # last: with meta.json the folder is a run
+    except BaseException:
+        _remove_unborn(run)
+        raise
     _guard(run, lambda: _execute(run, task, cfg, stages, prepared))
     return run
 
 
-def resume(run_path: str) -> Run:
+def _remove_unborn(run: Run) -> None:
+    """Remove a run folder created a moment ago that never got its meta.json (nnkit's files only)."""
+    import shutil
+
+    if not run.meta_file.exists():
+        for name in (run.config_file, run.state_file, run.path / ".lock"):
+            name.unlink(missing_ok=True)
+        sweep_partial(run.path)
+        if run.path.is_dir() and not any(run.path.iterdir()):
+            shutil.rmtree(run.path, ignore_errors=True)
+
+
+def resume(run_path: str, data: str | None = None, restart: str | None = None) -> Run:
+    """Continue a run; ``data`` points at its data file where it now is (same content);
+    ``restart`` ("last-good", "scratch") goes on past a damaged checkpoint (nnkit.checkpoints)."""
+    from nnkit.checkpoints import check_or_restart
+
     run = open_run(run_path)
     resolved = run_config(run)
     meta = run.meta()
     if meta.get("status") == "finished":
         raise NnkitError(f"{run.path}: already finished; nothing to resume")
     lock_run(run)  # before anything is swept or written: a live process may be working here
+    sweep_partial(run.path)  # half-written files of the killed process (never renamed into place)
+    check_or_restart(run, restart)
     meta = run.meta()  # as the lock holder left it
     stages = meta.get("requested_stages", list(RUN_STAGES))
-    sweep_partial(run.path)  # half-written files of the killed process (never renamed into place)
     _quiet_tensorflow()
     _prepare_devices(resolved.cfg)
+    prepared = None
+    if {"train", "evaluate"} & (set(stages) - set(meta.get("stages", []))):
+        prepared, same = load_run_data(run, resolved, data, "resume")
+        if not same:
+            raise NnkitError(f"{resolved.cfg['data']['path'] or 'the data'}: not the data this run was trained "
+                             f"on (fingerprint {prepared.fingerprint}, the run recorded "
+                             f"{meta.get('data_fingerprint')}); a run resumes on its own data only")
+        if data:
+            from nnkit.config import to_toml
+
+            write_text(run.config_file, to_toml(resolved.cfg))  # the data's new place, same content
     run.set_status("running", resumed=meta.get("resumed", 0) + 1, pid=os.getpid())
-    _guard(run, lambda: _execute(run, resolved.task, resolved.cfg, stages, None))
+    _guard(run, lambda: _execute(run, resolved.task, resolved.cfg, stages, prepared))
     return run
+
+
+def load_run_data(run: Run, resolved: Resolved, data: str | None, command: str):
+    """The data a run was made with (or at ``data``, its new place); returns (prepared, same fingerprint).
+
+    A data file that is no longer where the run recorded it is one line saying
+    so and how to point at it, not a "file not found" that leaves the user guessing.
+    """
+    cfg = resolved.cfg
+    recorded = cfg.get("data", {}).get("path", "")
+    if data:
+        cfg["data"]["path"] = str(Path(data).expanduser().resolve())
+    elif recorded and not os.path.lexists(recorded):
+        raise NnkitError(f"{recorded}: the run needs this data (config.toml data.path), which is gone (moved or "
+                         f"deleted); put it back, or point at its new place with: "
+                         f"nnkit {command} {run.path} --data NEW_PLACE")
+    prepared = resolved.task.load(cfg)
+    expected = run.meta().get("data_fingerprint")
+    return prepared, expected is None or prepared.fingerprint == expected
 
 
 def _execute(run: Run, task, cfg: dict, stages, prepared) -> None:
@@ -173,11 +224,15 @@ def _stage_done(run: Run, stage: str) -> None:
         run.update_meta(stages=stages + [stage])
 
 
-def evaluate(run: Run, task, cfg: dict, model, prepared):
+def evaluate(run: Run, task, cfg: dict, model, prepared, beside: Path | None = None):
+    """Evaluate and write metrics.json and the plots; with ``beside``, write only that metrics file
+    (an evaluation on other data never replaces the run's own results)."""
     from nnkit.report import plot_history, write_metrics
 
     evaluation = task.evaluate(model, prepared, cfg)
-    write_metrics(run, evaluation)
+    write_metrics(run, evaluation, beside)
+    if beside is not None:
+        return evaluation
     run.plot_dir.mkdir(parents=True, exist_ok=True)
     plot_history(run)
     task.plots(model, prepared, evaluation, run)

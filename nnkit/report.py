@@ -46,9 +46,9 @@ def _clean(value):
     return value
 
 
-def write_metrics(run: Run, evaluation) -> dict:
+def write_metrics(run: Run, evaluation, path: Path | None = None) -> dict:
     document = metrics_document(run, evaluation)
-    write_json(run.metrics_file, document)
+    write_json(path or run.metrics_file, document)
     return document
 
 
