@@ -113,7 +113,7 @@ def check_or_restart(run, restart: str | None) -> str | None:
         if problem:
             raise NnkitError(f"{run.model_file}: damaged model file ({problem}); train again from the first "
                              f"epoch with: nnkit resume {run.path} --from scratch")
-    found = damage(folder)
+    found = damage(folder, INDEX if (folder / INDEX).is_file() else PREVIOUS)  # a kill between two renames
     if found is None:
         if restart == "last-good":
             raise NnkitError(f"{folder / INDEX}: the checkpoint is whole; resume without --from")

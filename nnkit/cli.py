@@ -22,8 +22,6 @@ import click
 from nnkit.errors import NnkitError, fs_error
 from nnkit.export_formats import FORMATS, list_formats
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 INTERRUPTED = "interrupted before a run folder was created; nothing was written"
 
 
@@ -59,7 +57,9 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except NnkitError as exc:
-            raise UserError(str(exc)) from None
+            error = UserError(str(exc))
+            error.exit_code = getattr(exc, "exit_code", 2)  # 75: a taken port, retried by the --local launcher
+            raise error from None
         except click.UsageError as exc:
             where = f" (see: nnkit {exc.ctx.command_path.split(' ', 1)[-1]} --help)" if exc.ctx else ""
             raise UserError(one_line(exc.format_message()) + where) from None

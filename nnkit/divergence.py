@@ -41,3 +41,13 @@ def diverged_message(epoch: int, key: str, value: float, train_cfg: dict) -> str
     tries.append("inputs on a smaller scale")
     what = "training loss" if key == "loss" else "validation loss"
     return f"training diverged: the {what} is {value} at epoch {epoch}; try " + ", ".join(tries)
+
+
+def diverged_outputs_message(metric: str, value, last_epoch: dict, train_cfg: dict) -> str:
+    """The model trained without a NaN loss, but its test outputs are not finite numbers."""
+    loss = last_epoch.get("loss")
+    seen = f" (last training loss {float(loss):.3g})" if loss not in (None, "", "NA") else ""
+    message = diverged_message(0, "loss", math.nan, train_cfg)
+    advice = message.split("; try ", 1)[1]
+    return (f"training diverged: the model's test outputs are not finite numbers ({metric} is {value}){seen}; "
+            f"try {advice}")

@@ -17,6 +17,16 @@ class DataError(NnkitError):
     """Input data that cannot be used: missing, empty, malformed, wrong shape."""
 
 
+class PortTaken(NnkitError):
+    """A multi-worker process could not listen on its port (another program took it first).
+
+    Its own exit code (75, EX_TEMPFAIL) tells the --local launcher to start the
+    cluster again on new ports rather than report a failure.
+    """
+
+    exit_code = 75
+
+
 def where(path, line=None, column=None) -> str:
     """Format a location prefix such as ``prices.csv, line 12, column 'Close'``."""
     parts = [str(path)]

@@ -230,6 +230,7 @@ def evaluate(run: Run, task, cfg: dict, model, prepared, beside: Path | None = N
     from nnkit.report import plot_history, write_metrics
 
     evaluation = task.evaluate(model, prepared, cfg)
+    _check_finite(run, evaluation, cfg)  # before anything is drawn or written from it
     write_metrics(run, evaluation, beside)
     if beside is not None:
         return evaluation
@@ -237,6 +238,26 @@ def evaluate(run: Run, task, cfg: dict, model, prepared, beside: Path | None = N
     plot_history(run)
     task.plots(model, prepared, evaluation, run)
     return evaluation
+
+
+def _check_finite(run: Run, evaluation, cfg: dict) -> None:
+    """A model whose outputs overflowed (a loss of 1e19 is finite, its forecasts need not be) fails in one
+    line here, instead of in a plot, a baseline or a verdict that divides by it."""
+    import math
+
+    value = evaluation.model.get(evaluation.primary)
+    try:
+        finite = value is not None and math.isfinite(float(value))
+    except (TypeError, ValueError):
+        finite = False
+    if finite:
+        return
+    from nnkit.divergence import diverged_outputs_message
+    from nnkit.report import read_history
+
+    history = read_history(run)
+    raise NnkitError(diverged_outputs_message(evaluation.primary, value, history[-1] if history else {},
+                                              cfg["train"]))
 
 
 def report(run: Run) -> Path:

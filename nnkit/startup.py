@@ -86,5 +86,7 @@ def quiet_tensorflow() -> None:
     """From now on, the first ``import tensorflow`` (by nnkit, Keras, anyone) is quiet, unless verbose."""
     if verbose() or "tensorflow" in sys.modules or any(isinstance(f, _QuietFinder) for f in sys.meta_path):
         return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # TensorFlow's C++ errors after start-up (a port it cannot bind, a device it cannot use) repeat
+    # what the Python exception nnkit turns into one line says; --verbose shows them.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.meta_path.insert(0, _QuietFinder())

@@ -3,6 +3,7 @@
 1 one line on stderr after TensorFlow has loaded (also run in one real process: test_tensorflow_quiet.py)
 2 file-system trouble is a message; special files are never read or replaced
 3 one process at a time in a run folder (the lock)
+4 training that diverges says so (the run is left "failed" with the same line)
 5 nothing read silently wrong (dates, separators)
 6 a run's results stay tied to its data (fingerprint, moved files)
 7 every value checked where it enters, before a run folder exists
@@ -184,6 +185,27 @@ CASES_13 = [
          lambda t: ["run", "perceptron", "--out", str(held_run(t))], ("busy", "not an empty folder"), klass=3),
     Case("train-out-held", "lock", "train --out naming a run folder in use",
          lambda t: ["train", "perceptron", "--out", str(held_run(t))], ("busy", "not an empty folder"), klass=3),
+    # 4: training that diverges (these train; all but the first run only in the slow run)
+    Case("diverge-mlp", "diverges", "an MLP on a table with learning rate 1e12",
+         lambda t: ["run", "perceptron", "--quiet", "--epochs", "2", "--set", "model.arch=mlp",
+                    "--set", "train.learning_rate=1e12", "--data", str(table(t / "t.csv", rows=60)), "--out", OUT],
+         ("training diverged", "train.learning_rate (now 1e+12; try 1e+11)", "train.clipnorm"),
+         klass=4, fails_run=True),
+    Case("diverge-mlp-sgd", "diverges", "an MLP with SGD, momentum and learning rate 1e9",
+         lambda t: ["train", "perceptron", "--quiet", "--epochs", "3", "--set", "model.arch=mlp",
+                    "--set", "train.optimizer=sgd", "--set", "train.learning_rate=1e9", "--out", OUT],
+         ("training diverged", "at epoch", "train.learning_rate"), klass=4, fails_run=True),
+    Case("diverge-digits", "diverges", "a CNN with learning rate 1e9",
+         lambda t: ["run", "digits", "--quiet", "--epochs", "2", "--set", "train.learning_rate=1e9", "--out", OUT],
+         ("training diverged", "loss is nan at epoch 1", "train.learning_rate", "train.clipnorm"),
+         klass=4, fails_run=True, slow=True),
+    Case("diverge-stock", "diverges", "a forecaster whose outputs overflow (loss 1e19, forecasts inf)",
+         lambda t: ["run", "stock", "--quiet", "--epochs", "2", "--set", "train.learning_rate=1e9", "--out", OUT],
+         ("training diverged", "not finite", "train.learning_rate"), klass=4, fails_run=True, slow=True),
+    Case("diverge-stock-mlp", "diverges", "an MLP forecaster with learning rate 1e12",
+         lambda t: ["run", "stock", "--quiet", "--epochs", "2", "--set", "model.arch=mlp",
+                    "--set", "train.learning_rate=1e12", "--out", OUT],
+         ("training diverged", "train.learning_rate"), klass=4, fails_run=True, slow=True),
     # 5: nothing read silently wrong
     Case("dates-ambiguous", "read right", "dates that could be day-first or month-first",
          lambda t: ["run", "stock", "--data", str(dated(t / "d.csv", "%d/%m/%Y", days=12)), "--out", OUT],

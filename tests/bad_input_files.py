@@ -26,6 +26,8 @@ class Case:
     code: int = 2  # the exit code: 2 for bad input, 130 for an interruption
     interrupt: tuple | None = None  # (module, function, signal): the signal fires when that function is called
     root_can: bool = False  # root ignores file permissions: the case is skipped when run as root
+    fails_run: bool = False  # trains, then fails: leaves the run folder with status "failed" and the line
+    slow: bool = False  # trains for a while: only in the slow run
 
 
 # -- small file builders ----------------------------------------------------------------------

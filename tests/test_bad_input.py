@@ -310,8 +310,14 @@ def run_case(case: Case, tmp: Path, run: Path | None = None, foreign: Path | Non
     return result, stderr, out, before, after, work
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if not c.needs_run], ids=lambda c: c.id)
+@pytest.mark.parametrize("case", [c for c in CASES if not c.needs_run and not c.slow], ids=lambda c: c.id)
 def test_bad_input(case, tmp_path):
+    _check(case, tmp_path)
+
+
+@pytest.mark.slow  # cases that train (divergence) for longer than the default run affords
+@pytest.mark.parametrize("case", [c for c in CASES if c.slow], ids=lambda c: c.id)
+def test_bad_input_that_trains(case, tmp_path):
     _check(case, tmp_path)
 
 
@@ -356,6 +362,12 @@ def _check(case, tmp_path, run=None, foreign=None):
     assert "Traceback" not in stderr
     for word in case.expect:
         assert word in lines[0], f"{word!r} not in: {lines[0]}"
+    if case.fails_run:  # the run folder says what happened, in the same words
+        meta = json.loads((out / "meta.json").read_text())
+        assert meta["status"] == "failed" and meta["error"] == lines[0][len("error: "):], meta
+        assert not (out / "metrics.json").exists() and not (out / "export").exists()
+        assert not list(out.rglob(".partial.*"))
+        return
     assert not out.exists(), "a run folder was created for bad input"
     assert not (work / "runs").exists(), "a default run folder was created for bad input"
     for folder, files in after.items():  # a lock taken and released leaves its (empty of meaning) .lock file
@@ -385,7 +397,7 @@ def test_every_class_of_issue_13_has_at_least_five_new_cases():
     from collections import Counter
 
     counts = Counter(c.klass for c in CASES if c.klass)
-    for klass in (1, 2, 3, 5, 7, 8):
+    for klass in (1, 2, 3, 4, 5, 6, 7, 8, 9):
         assert counts[klass] >= 5, (klass, counts)
 
 

@@ -189,3 +189,54 @@ def test_local_launcher_passes_data_and_config_as_absolute_paths(tmp_path, monke
     assert args[args.index("--config") + 1] == str(tmp_path / "c.toml")
     assert args[args.index("--seed") + 1] == "3" and seen["workers"] == 2 and seen["command"] == "run"
     assert result.output.strip().splitlines()[-1] == str(tmp_path / "run")
+
+
+def test_the_local_launcher_starts_again_on_new_ports_when_one_was_taken(tmp_path, monkeypatch):
+    """A worker that finds its port taken exits 75 (PortTaken) before writing; the launcher clears what
+    that attempt left in the run folder and starts the cluster again; other failures are not retried."""
+    from nnkit import distribute
+    from nnkit.errors import PortTaken
+
+    attempts, lines = [], []
+
+    def fake_cluster(command, recipe, args, workers, run_path, timeout, echo):
+        attempts.append(sorted(p.name for p in Path(run_path).iterdir()))
+        (Path(run_path) / "config.toml").write_text("left by the attempt")
+        return (PortTaken.exit_code, 1) if len(attempts) < 3 else (0, None)
+
+    monkeypatch.setattr(distribute, "_run_cluster", fake_cluster)
+    code, run_path = distribute.launch_local("run", "perceptron", [], 2, str(tmp_path / "run"), echo=lines.append)
+    assert code == 0 and run_path == str(tmp_path / "run")
+    assert attempts == [[], [], []]  # each attempt found the run folder empty
+    assert lines == ["multi-worker run: worker 1's port was taken; starting again on new ports"] * 2
+
+    monkeypatch.setattr(distribute, "_run_cluster", lambda *a: (PortTaken.exit_code, 0))
+    code, _ = distribute.launch_local("run", "perceptron", [], 2, str(tmp_path / "run2"), echo=lines.append)
+    assert code == 1  # gives up after PORT_ATTEMPTS
+
+
+@pytest.mark.slow  # one TensorFlow start-up (~10-30 s)
+def test_a_worker_whose_port_is_taken_exits_75_with_one_line(tmp_path):
+    import json
+    import socket
+
+    from nnkit import distribute
+
+    taken = socket.socket()
+    taken.bind(("localhost", 0))
+    taken.listen()
+    try:
+        ports = [taken.getsockname()[1]] + distribute.free_ports(1)
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CONFIG": distribute.tf_config(ports, 0)}
+        env.pop(distribute.CPU_DEVICES_ENV, None)
+        env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # nnkit's own default, as a user gets it
+        result = subprocess.run([sys.executable, "-m", "nnkit.cli", "train", "perceptron", "--strategy",
+                                 "multi_worker", "--out", str(tmp_path / "run")], capture_output=True, text=True,
+                                env=env, timeout=600)
+    finally:
+        taken.close()
+    assert result.returncode == 75, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines() == [
+        f"error: localhost:{ports[0]}: this worker cannot listen there (the port is taken); choose another port "
+        "in TF_CONFIG (the --local launcher does so by itself)"], json.dumps(result.stderr)
+    assert not (tmp_path / "run").exists()
