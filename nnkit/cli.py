@@ -148,10 +148,12 @@ def task_options(kind: str) -> list:
 
 def _click_option(option) -> click.Option:
     kind = option.type
-    if option.type is int and option.min is not None:
-        kind = click.IntRange(min=int(option.min))
-    elif option.type is float and option.min is not None:
-        kind = click.FloatRange(min=option.min, min_open=option.min_open)
+    bounded = option.min is not None or option.max is not None
+    if option.type is int and bounded:
+        kind = click.IntRange(min=None if option.min is None else int(option.min),
+                              max=None if option.max is None else int(option.max))
+    elif option.type is float and bounded:
+        kind = click.FloatRange(min=option.min, max=option.max, min_open=option.min_open)
     return click.Option([*option.flags, option.name], type=kind, help=option.help)
 
 
