@@ -304,6 +304,57 @@ def train(recipe, data, config_file, overrides, out, seed, epochs, strategy, qui
            workers, local, "train")
 
 
+@cli.command()
+@click.argument("recipe")
+@click.option("--data", type=click.Path(), help="Your data (file or folder) instead of the bundled source.")
+@click.option("--config", "config_file", type=click.Path(), help="A TOML file of overrides.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override one key; tune.<key>=... changes the space, e.g. --set 'tune.model.units=[32,64]'.")
+@click.option("--trials", type=click.IntRange(min=1), default=10, show_default=True, help="Trials at most.")
+@click.option("--budget", type=click.FloatRange(min=0, min_open=True), metavar="MINUTES",
+              help="Stop starting trials once this much time is spent (earlier sessions count).")
+@click.option("--algorithm", type=click.Choice(["random", "bayesian", "hyperband"]), default="bayesian",
+              show_default=True, help="KerasTuner oracle.")
+@click.option("--out", type=click.Path(), help="Run folder (default runs/<recipe>/<id>); rerun to resume.")
+@click.option("--workers", type=click.IntRange(min=1), help="Share the search among N local worker processes.")
+@click.option("--quiet", is_flag=True, help="No progress bar in the final run.")
+def tune(recipe, data, config_file, overrides, trials, budget, algorithm, out, workers, quiet):
+    """Search hyperparameters (KerasTuner) over the recipe's [tune] space, then run the best.
+
+    Trials are scored on the validation part; the best config is trained as a
+    normal run folder with tune/ inside (trials.csv, search.png, best.toml,
+    report.md). Several processes can share a search through KerasTuner's
+    KERASTUNER_TUNER_ID / KERASTUNER_ORACLE_IP / KERASTUNER_ORACLE_PORT (see docs/tune.md).
+    """
+    from nnkit.pipeline import resolve
+    from nnkit.tuning import flow
+
+    resolved = resolve(recipe, data, config_file, overrides, {"train.verbose": False if quiet else None})
+    if workers:
+        from nnkit.tuning.distributed import launch_local
+
+        flow.check(resolved, algorithm)  # a bad space fails here, not in N+1 processes
+        if out is None:
+            raise NnkitError("--workers needs --out DIR: the folder the chief and its workers share")
+        from pathlib import Path
+
+        argv = [recipe, "--trials", str(trials), "--algorithm", algorithm, "--out", str(Path(out).resolve())]
+        for flag, value in (("--data", data), ("--config", config_file), ("--budget", budget)):
+            if value is not None:
+                argv += [flag, str(Path(value).resolve()) if flag != "--budget" else str(value)]
+        for item in overrides:
+            argv += ["--set", item]
+        argv += ["--quiet"] if quiet else []
+        code = launch_local(argv, workers, Path(out) / "tune", click.echo)
+        if code:
+            raise click.exceptions.Exit(code)
+        click.echo(str(out))
+        return
+    run = flow.tune(resolved, algorithm=algorithm, trials=trials, budget_minutes=budget, out=out, echo=click.echo)
+    if run is not None:
+        click.echo(str(run.path))  # last line of stdout: scripts pick it up
+
+
 @cli.command(cls=TaskOptionsCommand, option_kind="evaluate_options")
 @click.argument("run_dir", metavar="RUN")
 @click.option("--data", type=click.Path(), help="The run's data at its new place; other data is evaluated "
@@ -313,12 +364,11 @@ def evaluate(run_dir, data, **options):
     """Evaluate a run's model (and baselines) on its test part; rewrite metrics and report."""
     from nnkit import pipeline
     from nnkit.runs import lock_run, open_run
-    from nnkit.train import load_model
 
     run = open_run(run_dir)
     lock_run(run)
     resolved = pipeline.run_config(run)
-    task, cfg = resolved.task, resolved.cfg
+    task = resolved.task
     task.check_options(options, task.evaluate_options, "evaluate")
     chosen = {k: v for k, v in options.items() if v is not None}
     if chosen:  # a task's own evaluation (forecasting: --backtest K), declared in evaluate_options
@@ -328,30 +378,8 @@ def evaluate(run_dir, data, **options):
         for name, value in chosen.items():
             getattr(task, name)(ctx, value)
         return
-    if not run.model_file.is_file():  # before the data: loading it can take a while
-        raise NnkitError(f"{run.model_file}: no such model file")
-    prepared, same = pipeline.load_run_data(run, resolved, data, "evaluate")
-    where = cfg["data"].get("path") or f"the bundled data of {run.path}"
-    beside = None
-    if not same and not data:
-        raise NnkitError(f"{where}: changed since the run was trained (fingerprint {prepared.fingerprint}, the "
-                         f"run recorded {run.meta().get('data_fingerprint')}); metrics.json was left as it was. "
-                         f"To evaluate this data anyway: nnkit evaluate {run.path} --data {where} "
-                         "(results go beside metrics.json)")
-    if not same:
-        beside = run.path / f"metrics-{prepared.fingerprint}.json"
-        click.echo(f"warning: {where}: not the data this run was trained on; results in {beside.name}, "
-                   "metrics.json unchanged", err=True)
-    elif data:
-        from nnkit.config import to_toml
-        from nnkit.runs import write_text
-
-        write_text(run.config_file, to_toml(cfg))  # the same data at its new place
-    model = load_model(run.model_file, task.custom_objects())
-    pipeline.evaluate(run, task, cfg, model, prepared, beside)
-    if beside is None:
-        pipeline.report(run)
-    click.echo((beside or run.metrics_file).read_text())
+    written = pipeline.evaluate_run(run, data, warn=lambda line: click.echo(line, err=True))
+    click.echo(written.read_text())
 
 
 @cli.command(cls=TaskOptionsCommand, option_kind="predict_options")

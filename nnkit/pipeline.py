@@ -20,6 +20,7 @@ from nnkit.errors import NnkitError
 from nnkit.registry import Recipe, load_recipe
 from nnkit.runs import Run, base_meta, create_run, lock_run, open_run, sweep_partial, write_json, write_text
 from nnkit.tasks import get_task
+from nnkit.tuning import space as tuning_space
 
 RUN_STAGES = ("train", "evaluate", "report", "export")
 
@@ -29,6 +30,7 @@ DATA_SCHEMA = {"path": config_mod.Field("", "your data file or folder (empty: th
 def task_schema(task) -> dict:
     schema = config_mod.full_schema(task.schema, task.train_defaults)
     schema["data"] = {**DATA_SCHEMA, **schema.get("data", {})}
+    schema["tune"] = tuning_space.tune_section(schema)  # the search space nnkit tune reads
     return schema
 
 
@@ -58,6 +60,8 @@ def resolve(recipe_ref: str, data: str | None = None, config_file: str | None = 
                              config_mod.merge(set_layer, flag_layer),
                              recipe_source=str(recipe.path), config_source=str(config_file))
     cfg["recipe"]["name"] = recipe.name
+    cfg["tune"] = tuning_space.merge_layers(schema, [(recipe.config, str(recipe.path)),
+                                                     (file_layer, str(config_file)), (set_layer, "--set")])
     return Resolved(recipe, task, cfg)
 
 
@@ -102,15 +106,26 @@ def _guard(run: Run, work):
 # -- stages ------------------------------------------------------------------------------
 
 def start(resolved: Resolved, stages=RUN_STAGES, out: str | None = None, runs_root: str = "runs",
-          command: list[str] | None = None) -> Run:
-    """Load the data (so bad data fails before anything is written), then create and run."""
+          command: list[str] | None = None, *, adopt=None, callbacks=None, on_stage=None,
+          run: Run | None = None) -> Run:
+    """Load the data (so bad data fails before anything is written), then create and run.
+
+    For callers above the pipeline (``nnkit.api``): ``adopt(run, cfg, prepared) -> cfg`` is
+    called once the run folder exists, before ``config.toml`` and ``meta.json`` are written
+    (in-memory data staged elsewhere moves into the run folder and the config points at it,
+    so later commands read it there); ``callbacks`` are
+    extra Keras callbacks for ``train.fit``; ``on_stage(stage, event)`` hears each stage's
+    "start" and "done". ``run``: a folder made beforehand (nnkit tune's, holding its tune/).
+    """
     task, cfg = resolved.task, resolved.cfg
     _quiet_tensorflow()
     _prepare_devices(cfg)
     prepared = task.load(cfg)
-    run = create_run(resolved.recipe.name, out=out, root=runs_root)
+    run = run or create_run(resolved.recipe.name, out=out, root=runs_root)
     try:  # a run folder without its config and meta would be nobody's: an interruption here removes it
         lock_run(run)
+        if adopt is not None:
+            cfg = adopt(run, cfg, prepared)
         write_text(run.config_file, config_mod.to_toml(cfg))
         meta = base_meta(resolved.recipe.name, task.name, cfg, command)
         meta.update(requested_stages=list(stages), data_fingerprint=prepared.fingerprint, pid=os.getpid(),
@@ -120,7 +135,7 @@ def start(resolved: Resolved, stages=RUN_STAGES, out: str | None = None, runs_ro
     except BaseException:
         _remove_unborn(run)
         raise
-    _guard(run, lambda: _execute(run, task, cfg, stages, prepared))
+    _guard(run, lambda: _execute(run, task, cfg, stages, prepared, callbacks, on_stage))
     return run
 
 
@@ -188,7 +203,7 @@ def load_run_data(run: Run, resolved: Resolved, data: str | None, command: str):
     return prepared, expected is None or prepared.fingerprint == expected
 
 
-def _execute(run: Run, task, cfg: dict, stages, prepared) -> None:
+def _execute(run: Run, task, cfg: dict, stages, prepared, callbacks=None, on_stage=None) -> None:
     from nnkit import train
 
     done = set(run.meta().get("stages", []))
@@ -197,31 +212,41 @@ def _execute(run: Run, task, cfg: dict, stages, prepared) -> None:
         prepared = task.load(cfg)
     run.update_meta(versions={**run.meta()["versions"], **train.versions()})
     if "train" in stages and "train" not in done:
-        model = train.fit(task, cfg, prepared, run)
-        _stage_done(run, "train")
+        _heard(on_stage, "train", "start")
+        model = train.fit(task, cfg, prepared, run, extra_callbacks=callbacks)
+        _stage_done(run, "train", on_stage)
     if "train" in run.meta().get("stages", []):
         import shutil  # the resumable checkpoint is no longer needed once model.keras is recorded
 
         shutil.rmtree(run.checkpoint_dir / "backup", ignore_errors=True)
     if "evaluate" in stages and "evaluate" not in done:
+        _heard(on_stage, "evaluate", "start")
         model = model or train.load_model(run.model_file, task.custom_objects())
         evaluate(run, task, cfg, model, prepared)
-        _stage_done(run, "evaluate")
+        _stage_done(run, "evaluate", on_stage)
     if "report" in stages and "report" not in done:
+        _heard(on_stage, "report", "start")
         report(run)
-        _stage_done(run, "report")
+        _stage_done(run, "report", on_stage)
     if "export" in stages and "export" not in done:
         from nnkit.export import export
 
+        _heard(on_stage, "export", "start")
         export(run, task, "saved_model", model)
-        _stage_done(run, "export")
+        _stage_done(run, "export", on_stage)
     run.set_status("finished")
 
 
-def _stage_done(run: Run, stage: str) -> None:
+def _stage_done(run: Run, stage: str, on_stage=None) -> None:
     stages = run.meta().get("stages", [])
     if stage not in stages:
         run.update_meta(stages=stages + [stage])
+    _heard(on_stage, stage, "done")
+
+
+def _heard(on_stage, stage: str, event: str) -> None:
+    if on_stage is not None:
+        on_stage(stage, event)
 
 
 def evaluate(run: Run, task, cfg: dict, model, prepared, beside: Path | None = None):
@@ -258,6 +283,42 @@ def _check_finite(run: Run, evaluation, cfg: dict) -> None:
     history = read_history(run)
     raise NnkitError(diverged_outputs_message(evaluation.primary, value, history[-1] if history else {},
                                               cfg["train"]))
+
+
+def evaluate_run(run: Run, data: str | None = None, warn=None) -> Path:
+    """``nnkit evaluate RUN``: reload the model and the data the run names, evaluate, rewrite the report.
+
+    The run's results stay tied to its data: data whose fingerprint differs from
+    the one recorded at training is refused, metrics.json left as it was; with
+    ``data`` (the user's explicit word) it is evaluated into
+    ``metrics-<fingerprint>.json`` beside it, with a warning. The same data at a
+    new place is recorded in config.toml. Returns the metrics file written.
+    """
+    from nnkit import train
+
+    resolved = run_config(run)
+    task, cfg = resolved.task, resolved.cfg
+    if not run.model_file.is_file():  # before the data: loading it can take a while
+        raise NnkitError(f"{run.model_file}: no such model file")
+    prepared, same = load_run_data(run, resolved, data, "evaluate")
+    where = cfg["data"].get("path") or f"the bundled data of {run.path}"
+    beside = None
+    if not same and not data:
+        raise NnkitError(f"{where}: changed since the run was trained (fingerprint {prepared.fingerprint}, the "
+                         f"run recorded {run.meta().get('data_fingerprint')}); metrics.json was left as it was. "
+                         f"To evaluate this data anyway: nnkit evaluate {run.path} --data {where} "
+                         "(results go beside metrics.json)")
+    if not same:
+        beside = run.path / f"metrics-{prepared.fingerprint}.json"
+        (warn or print)(f"warning: {where}: not the data this run was trained on; results in {beside.name}, "
+                        "metrics.json unchanged")
+    elif data:
+        write_text(run.config_file, config_mod.to_toml(cfg))  # the same data at its new place
+    model = train.load_model(run.model_file, task.custom_objects())
+    evaluate(run, task, cfg, model, prepared, beside)
+    if beside is None:
+        report(run)
+    return beside or run.metrics_file
 
 
 def report(run: Run) -> Path:

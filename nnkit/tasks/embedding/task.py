@@ -103,6 +103,26 @@ class EmbeddingTask(Task):
                         fingerprint=fingerprint(data.tokens, data.offsets, data.item_ids.astype("U")),
                         extra={"train_categories": train_categories})
 
+    def validation_view(self, prepared: Prepared) -> Prepared:
+        """Held-out queries drawn from the training items; the test items' categories are hidden.
+
+        Embeddings train without a validation part, so the search scores on a
+        second held-out set of items (as many as the test set, from the items
+        the category head may see, which then no longer sees them).
+        """
+        import dataclasses
+
+        train_categories = prepared.extra["train_categories"]
+        known = np.flatnonzero(train_categories >= 0)
+        rng = np.random.default_rng([len(known), 11])
+        size = min(int(prepared.test.size), max(known.size - 1, 0))
+        queries = np.sort(rng.choice(known, size=size, replace=False)) if size else known[:0]
+        visible = train_categories.copy()
+        visible[queries] = -1
+        data = dataclasses.replace(prepared.train, categories=train_categories.copy())
+        return dataclasses.replace(prepared, train=data, test=queries, extra={**prepared.extra,
+                                                                            "train_categories": visible})
+
     def _category_head(self, cfg, prepared) -> int:
         if cfg["model"]["category_weight"] > 0 and (prepared.extra["train_categories"] >= 0).any():
             return len(prepared.train.category_names)
