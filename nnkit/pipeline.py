@@ -18,7 +18,7 @@ from pathlib import Path
 from nnkit import config as config_mod
 from nnkit.errors import NnkitError
 from nnkit.registry import Recipe, load_recipe
-from nnkit.runs import Run, base_meta, create_run, lock_run, open_run, sweep_partial, write_json, write_text
+from nnkit.runs import Run, base_meta, create_run, locked, open_run, sweep_partial, write_json, write_text
 from nnkit.tasks import get_task
 from nnkit.tuning import space as tuning_space
 
@@ -122,20 +122,20 @@ def start(resolved: Resolved, stages=RUN_STAGES, out: str | None = None, runs_ro
     _prepare_devices(cfg)
     prepared = task.load(cfg)
     run = run or create_run(resolved.recipe.name, out=out, root=runs_root)
-    try:  # a run folder without its config and meta would be nobody's: an interruption here removes it
-        lock_run(run)
-        if adopt is not None:
-            cfg = adopt(run, cfg, prepared)
-        write_text(run.config_file, config_mod.to_toml(cfg))
-        meta = base_meta(resolved.recipe.name, task.name, cfg, command)
-        meta.update(requested_stages=list(stages), data_fingerprint=prepared.fingerprint, pid=os.getpid(),
-                    data=prepared.summary)
-        write_json(run.state_file, prepared.state)
-        write_json(run.meta_file, meta)  # last: with meta.json the folder is a run
-    except BaseException:
-        _remove_unborn(run)
-        raise
-    _guard(run, lambda: _execute(run, task, cfg, stages, prepared, callbacks, on_stage))
+    with locked(run):  # held while this call works in the folder (the Python API makes many calls)
+        try:  # a run folder without its config and meta would be nobody's: an interruption here removes it
+            if adopt is not None:
+                cfg = adopt(run, cfg, prepared)
+            write_text(run.config_file, config_mod.to_toml(cfg))
+            meta = base_meta(resolved.recipe.name, task.name, cfg, command)
+            meta.update(requested_stages=list(stages), data_fingerprint=prepared.fingerprint, pid=os.getpid(),
+                        data=prepared.summary)
+            write_json(run.state_file, prepared.state)
+            write_json(run.meta_file, meta)  # last: with meta.json the folder is a run
+        except BaseException:
+            _remove_unborn(run)
+            raise
+        _guard(run, lambda: _execute(run, task, cfg, stages, prepared, callbacks, on_stage))
     return run
 
 
@@ -154,14 +154,18 @@ def _remove_unborn(run: Run) -> None:
 def resume(run_path: str, data: str | None = None, restart: str | None = None) -> Run:
     """Continue a run; ``data`` points at its data file where it now is (same content);
     ``restart`` ("last-good", "scratch") goes on past a damaged checkpoint (nnkit.checkpoints)."""
-    from nnkit.checkpoints import check_or_restart
-
     run = open_run(run_path)
     resolved = run_config(run)
     meta = run.meta()
     if meta.get("status") == "finished":
         raise NnkitError(f"{run.path}: already finished; nothing to resume")
-    lock_run(run)  # before anything is swept or written: a live process may be working here
+    with locked(run):  # before anything is swept or written: a live process may be working here
+        return _resume_locked(run, resolved, data, restart)
+
+
+def _resume_locked(run: Run, resolved: Resolved, data: str | None, restart: str | None) -> Run:
+    from nnkit.checkpoints import check_or_restart
+
     sweep_partial(run.path)  # half-written files of the killed process (never renamed into place)
     check_or_restart(run, restart)
     meta = run.meta()  # as the lock holder left it
@@ -294,6 +298,11 @@ def evaluate_run(run: Run, data: str | None = None, warn=None) -> Path:
     ``metrics-<fingerprint>.json`` beside it, with a warning. The same data at a
     new place is recorded in config.toml. Returns the metrics file written.
     """
+    with locked(run):
+        return _evaluate_locked(run, data, warn)
+
+
+def _evaluate_locked(run: Run, data: str | None, warn) -> Path:
     from nnkit import train
 
     resolved = run_config(run)

@@ -327,6 +327,30 @@ def _holder(fd: int) -> str:
         return "another nnkit process"
 
 
+@contextlib.contextmanager
+def locked(run: "Run", what: str = ""):
+    """Hold the run folder's lock for a block; released after it unless it was held before
+    (the CLI holds it for a whole command; the Python API, for each call)."""
+    key = str(run.path.resolve())
+    held_before = key in _HELD
+    lock_run(run, what)
+    try:
+        yield run
+    finally:
+        if not held_before:
+            release_lock(run)
+
+
+def release_lock(run: "Run") -> None:
+    import fcntl
+
+    fd = _HELD.pop(str(run.path.resolve()), None)
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
 def release_locks() -> None:
     """Release every run-folder lock this process holds (the CLI calls it after each command)."""
     import fcntl

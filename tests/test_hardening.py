@@ -101,6 +101,24 @@ def test_a_second_process_is_refused_with_who_holds_the_lock_and_a_kill_frees_it
     assert lock_is_held(folder) is False
 
 
+def test_a_lock_taken_for_one_call_is_given_back_after_it(tmp_path):
+    """The Python API makes many calls in one process: each call's lock ends with the call;
+    a lock the CLI holds for its whole command is kept."""
+    from nnkit.runs import Run, lock_is_held, lock_run, locked, release_locks
+
+    run = Run(tmp_path)
+    with locked(run):
+        assert lock_is_held(tmp_path) is True
+    assert lock_is_held(tmp_path) is False
+    lock_run(run)
+    try:
+        with locked(run):
+            pass
+        assert lock_is_held(tmp_path) is True
+    finally:
+        release_locks()
+
+
 # -- one decoder for training, evaluation and prediction --------------------------------------------------
 
 
