@@ -143,6 +143,9 @@ def _execute(run: Run, task, cfg: dict, stages, prepared) -> None:
         prepared = task.load(cfg)
     run.update_meta(versions={**run.meta()["versions"], **train.versions()})
     if "train" in stages and "train" not in done:
+        from nnkit.select import choose_settings
+
+        cfg = choose_settings(task, cfg, prepared, run)  # data-dependent settings, on validation
         model = train.fit(task, cfg, prepared, run)
         _stage_done(run, "train")
     if "train" in run.meta().get("stages", []):
