@@ -12,7 +12,7 @@ Both data sets also get the next-item score: the last item of 20 % + 20 % of
 the users (MovieLens), the last 3 items of every invoice (retail: 68
 invoices, half validation, half test) are held out before training. Every method is
 trained on the same remaining sessions and scored by the same code
-(``nnkit.tasks.embedding_eval``): kNN category accuracy and precision@10 on
+(``nnkit.tasks.embedding.baselines`` and ``.next_item``): kNN category accuracy and precision@10 on
 held-out films seen at least 5 times, hit rate@10 and MRR@10 on held-out
 ends, beside popularity and same-session co-occurrence.
 
@@ -76,7 +76,7 @@ class Bench:
     """One data set, split once: training sessions, held-out ends, held-out items (val/test)."""
 
     def __init__(self, name, data, seed=0, ends=(0.2, 0.2), tail=1):
-        from nnkit.tasks.embedding_eval import hold_out_session_ends
+        from nnkit.tasks.embedding.next_item import hold_out_session_ends
 
         self.name = name
         self.train, self.val_ends, self.test_ends, self.split_summary = hold_out_session_ends(
@@ -85,7 +85,7 @@ class Bench:
         t = self.train
         self.has_categories = (t.categories >= 0).sum() > 20
         if self.has_categories:
-            from nnkit.tasks.embedding_eval import category_matrix
+            from nnkit.tasks.embedding.baselines import category_matrix
 
             self.labels = category_matrix(t.categories, len(t.category_names), t.extra_categories)
             known = np.flatnonzero((t.categories >= 0) & (t.counts >= 5))
@@ -105,8 +105,8 @@ class Bench:
         return text
 
     def score(self, vectors, part: str) -> dict:
-        from nnkit.tasks.embedding import nearest, normalize
-        from nnkit.tasks.embedding_eval import multilabel_knn, ranked, vector_scorer
+        from nnkit.tasks.embedding.baselines import multilabel_knn, nearest, normalize
+        from nnkit.tasks.embedding.next_item import ranked, vector_scorer
 
         ends = self.val_ends if part == "validation" else self.test_ends
         out = ranked(vector_scorer(vectors), ends, self.train.vocab_size, K)
@@ -118,7 +118,7 @@ class Bench:
         return out
 
     def baselines(self, part: str) -> dict:
-        from nnkit.tasks.embedding_eval import next_item_baselines
+        from nnkit.tasks.embedding.next_item import next_item_baselines
 
         ends = self.val_ends if part == "validation" else self.test_ends
         return next_item_baselines(self.train, ends, K)
@@ -131,7 +131,7 @@ class Bench:
 # -- the methods ----------------------------------------------------------------------------------
 
 def nnkit_settings(preset: str) -> dict:
-    from nnkit.tasks.embedding import EmbeddingTask
+    from nnkit.tasks.embedding.task import EmbeddingTask
 
     if preset == "shop":
         from nnkit.registry import load_recipe
@@ -195,7 +195,7 @@ def train_gensim(data, settings: dict, dim: int, seed: int = 0, workers: int = 2
 
 
 def train_ppmi(data, settings: dict, dim: int, seed: int = 0):
-    from nnkit.tasks.embedding import ppmi_svd
+    from nnkit.tasks.embedding.baselines import ppmi_svd
 
     window = settings["window"]
     start = time.perf_counter()

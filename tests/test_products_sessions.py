@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from nnkit.datasets import sessions as S
-from nnkit.tasks import embedding_eval as E
+from nnkit.tasks.embedding import baselines as B
+from nnkit.tasks.embedding import next_item as N
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -34,7 +35,7 @@ def _ids(data, rows):
 
 def test_hold_out_session_ends_removes_ends_before_training():
     data = _sessions(list("abc"), list("abd"), list("xyz"), list("ab"), list("xyq"))
-    train, val, test, summary = E.hold_out_session_ends(data, 0.5, 0.5, seed=0)
+    train, val, test, summary = N.hold_out_session_ends(data, 0.5, 0.5, seed=0)
     # eligible: sessions of >= 3 items (4 of 5); all are held out, half validation, half test
     assert sorted(_ids(train, np.concatenate([val.queries, test.queries]))) == list("bbyy")
     # the training sessions lost exactly those ends; items seen only there left the vocabulary
@@ -47,7 +48,7 @@ def test_hold_out_session_ends_removes_ends_before_training():
 
 def test_hold_out_tail_and_scorable_cases():
     data = _sessions(list("abcab"), list("abcab"), list("cabc"))
-    train, val, test, _ = E.hold_out_session_ends(data, 0.0, 1.0, seed=0, tail=2)
+    train, val, test, _ = N.hold_out_session_ends(data, 0.0, 1.0, seed=0, tail=2)
     assert val.size == 0 and test.size == 6  # 3 sessions x 2 held-out items
     got = sorted(zip(_ids(train, test.queries), _ids(train, test.targets)))
     assert got == sorted([("c", "a"), ("a", "b"), ("c", "a"), ("a", "b"), ("a", "b"), ("b", "c")])
@@ -59,9 +60,9 @@ def test_rank_metrics_by_hand():
     scores = np.array([[9.0, 5.0, 4.0, 3.0],   # query 0 excluded: target 2 is 2nd
                        [1.0, 9.0, 2.0, 3.0],   # query 1 excluded: target 0 is 3rd
                        [0.0, 1.0, 9.0, 1.0]])  # target 1 ties with 3: counted in its favour, 1st
-    ranks = E.target_ranks(scores, np.array([0, 1, 2]), np.array([2, 0, 1]))
+    ranks = N.target_ranks(scores, np.array([0, 1, 2]), np.array([2, 0, 1]))
     assert ranks.tolist() == [2, 3, 1]
-    m = E.summarize_ranks(ranks, k=2)
+    m = N.summarize_ranks(ranks, k=2)
     assert m == {"hit_rate_at_2": pytest.approx(2 / 3), "mrr_at_2": pytest.approx((1 / 2 + 0 + 1) / 3)}
 
 
@@ -71,14 +72,14 @@ def test_next_item_baselines_know_the_answers():
     train = _sessions(list("ab"), list("ab"), list("xy"), list("xy"), list("xz"), list("xz"), list("xq"),
                       list("ya"))
     row = dict(zip(train.item_ids, range(train.vocab_size)))
-    ends = E.HeldOutEnds(np.array([row["a"], row["x"]]), np.array([row["b"], row["z"]]))
-    out = E.next_item_baselines(train, ends, k=1)
+    ends = N.HeldOutEnds(np.array([row["a"], row["x"]]), np.array([row["b"], row["z"]]))
+    out = N.next_item_baselines(train, ends, k=1)
     assert out["cooccurrence"] == {"hit_rate_at_1": 0.5, "mrr_at_1": 0.5}  # a -> b right; x -> y (tie, more popular)
     assert out["popularity"]["hit_rate_at_1"] == 0.0  # a -> x; x -> a or b (x itself excluded)
     vectors = np.eye(train.vocab_size, dtype=np.float32)
     vectors[row["b"]] = vectors[row["a"]]
     vectors[row["z"]] = vectors[row["x"]]
-    assert E.ranked(E.vector_scorer(vectors), ends, train.vocab_size, 1) == {"hit_rate_at_1": 1.0, "mrr_at_1": 1.0}
+    assert N.ranked(N.vector_scorer(vectors), ends, train.vocab_size, 1) == {"hit_rate_at_1": 1.0, "mrr_at_1": 1.0}
 
 
 # -- several categories per item ----------------------------------------------------------------------
@@ -92,7 +93,7 @@ def test_items_with_several_categories(tmp_path):
     assert data.category_names == ["Comedy", "Drama", "War"]
     main = dict(zip(data.item_ids, data.categories))
     assert main == {"a": 1, "b": 0, "c": 2, "d": -1}  # the first listed; d has none
-    labels = E.category_matrix(data.categories, 3, data.extra_categories).toarray()
+    labels = B.category_matrix(data.categories, 3, data.extra_categories).toarray()
     as_sets = {i: {data.category_names[c] for c in np.flatnonzero(labels[r])} for r, i in enumerate(data.item_ids)}
     assert as_sets == {"a": {"Drama", "War"}, "b": {"Comedy"}, "c": {"War", "Comedy"}, "d": set()}
     plain = S.read_sessions(sessions, items_path=str(items))  # no separator: one category per cell
@@ -107,7 +108,7 @@ def test_multilabel_knn_by_hand():
                                      [0, 0, 1],    # 2: C
                                      [0, 1, 1]], bool))  # 3: B, C
     neighbours = np.array([[1, 3], [2, 3]])  # query 0: B, B+C -> votes B (hit); query 1: C, B+C -> C (miss)
-    hit, share = E.multilabel_knn(neighbours, np.array([0, 1]), labels)
+    hit, share = B.multilabel_knn(neighbours, np.array([0, 1]), labels)
     assert hit.tolist() == [True, False]
     assert share.tolist() == [1.0, 0.5]
 

@@ -20,48 +20,19 @@ brute-force top-k inside the graph; unknown ids answer ``known = False``.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 
-from nnkit.config import Field
+from nnkit.builders.embedding import ITEM2VEC_OPTIONS
+from nnkit.builders.options import build_from_config
+from nnkit.config import Field, declared
 from nnkit.errors import DataError, NnkitError
 from nnkit.runs import fingerprint
-from nnkit.tasks.base import Evaluation, Prepared, Task
-from nnkit.tasks.embedding_eval import (category_metrics, linear_probe, majority, nearest,  # noqa: F401
-                                        normalize, ppmi_svd)
+from nnkit.tasks.base import Evaluation, Option, Prepared, Task
+from nnkit.tasks.embedding.baselines import category_matrix, category_metrics, nearest, normalize, ppmi_svd
+from nnkit.tasks.embedding.data import frequent, load_sessions, split_known_items
+from nnkit.tasks.embedding.next_item import hold_out_session_ends, next_item_baselines, ranked, vector_scorer
 
-UNKNOWN = ""  # the id, name and category an unknown item gets in the SavedModel's answers
-
-
-# -- data ------------------------------------------------------------------------------------
-
-def load_sessions(data_cfg: dict):
-    from nnkit.datasets import sessions as S
-
-    if data_cfg["path"]:
-        return S.read_sessions(
-            data_cfg["path"], items_path=data_cfg["items"], session_column=data_cfg["session_column"],
-            item_column=data_cfg["item_column"], timestamp_column=data_cfg["timestamp_column"],
-            category_column=data_cfg["category_column"], name_column=data_cfg["name_column"],
-            category_separator=data_cfg["category_separator"],
-            min_count=data_cfg["min_count"]), f"sessions csv {Path(data_cfg['path']).name}"
-    if data_cfg["items"]:
-        raise DataError("data.items needs a sessions file too: give --data sessions.csv")
-    from nnkit.datasets.shop import Shop
-
-    try:
-        shop = Shop(n_products=data_cfg["products"], n_categories=data_cfg["categories"],
-                    mean_length=data_cfg["session_length"], noise=data_cfg["noise"], zipf=data_cfg["zipf"],
-                    seed=data_cfg["seed"])
-    except ValueError as exc:
-        raise DataError(f"shop generator: {exc}") from None
-    data = S.from_shop(shop, data_cfg["sessions"], min_count=data_cfg["min_count"])
-    return data, (f"shop generator: {data_cfg['products']} products, {data_cfg['categories']} categories, "
-                  f"{data_cfg['sessions']} sessions, noise {data_cfg['noise']}")
-
-
-# -- the task ---------------------------------------------------------------------------------
 
 class EmbeddingTask(Task):
     name = "embedding"
@@ -87,7 +58,7 @@ class EmbeddingTask(Task):
             "seed": Field(0, "shop generator seed", min=0),
         },
         "model": {
-            "dim": Field(64, "embedding dimension", min=1),
+            **declared(ITEM2VEC_OPTIONS),
             "window": Field("auto", "context window: items on each side within a session (context = "
                                     "'session': 2 x window items drawn from the whole session); 'auto': see "
                                     "model.context", type=(int, str)),
@@ -127,7 +98,8 @@ class EmbeddingTask(Task):
     train_defaults = {"optimizer": "sgd", "momentum": 0.0, "learning_rate": 0.5, "schedule": "cosine",
                       "epochs": 12, "batch_size": 1024, "early_stopping": False, "patience": 2,
                       "steps_per_execution": 8}
-    predict_options = frozenset({"similar", "k"})
+    predict_options = (Option("similar", str, "Item id to find neighbours of (embeddings)."),
+                       Option("k", int, "How many neighbours.", min=1, flag="-k"))
     # model settings left at 'auto': the generated shop's value, or the user sessions' first choice
     # (bench/products_real.py measured them on MovieLens and the Online Retail invoices)
     shop_settings = {"context": "window", "window": 3}
@@ -143,8 +115,6 @@ class EmbeddingTask(Task):
 
     # -- data and model ---------------------------------------------------------------------
     def load(self, cfg: dict) -> Prepared:
-        from nnkit.tasks.embedding_eval import category_matrix, hold_out_session_ends, split_known_items
-
         full, source = load_sessions(cfg["data"])
         e, seed = cfg["eval"], cfg["train"]["seed"]
         self.check_settings(cfg)
@@ -214,8 +184,6 @@ class EmbeddingTask(Task):
 
     def validation_score(self, model, prepared: Prepared, cfg: dict) -> float:
         """Scored on the validation part only (items or session ends); the test part is not read."""
-        from nnkit.tasks.embedding_eval import ranked, vector_scorer
-
         vectors, k = self.vectors(model), cfg["eval"]["k"]
         if self._scores_categories(prepared, prepared.val, cfg):
             queries = self._queries(prepared, prepared.val, cfg)
@@ -225,8 +193,6 @@ class EmbeddingTask(Task):
         return ranked(vector_scorer(vectors), ends, prepared.train.vocab_size, k)[f"hit_rate_at_{k}"]
 
     def _queries(self, prepared: Prepared, rows: np.ndarray, cfg: dict) -> np.ndarray:
-        from nnkit.tasks.embedding_eval import frequent
-
         e, seed = cfg["eval"], cfg["train"]["seed"]
         rows = frequent(rows, prepared.train.counts, e["min_count"])
         if rows.size > e["sample"]:
@@ -244,9 +210,9 @@ class EmbeddingTask(Task):
     def build_model(self, cfg: dict, prepared: Prepared):
         from nnkit.builders.embedding import build_item2vec
 
-        m = self.settings(cfg, prepared)
-        return build_item2vec(prepared.train.vocab_size, dim=m["dim"], num_negatives=m["negatives"],
-                              num_categories=self._category_head(cfg, prepared))
+        # num_negatives is the sampler's setting too (model.negatives): passed by the task
+        return build_from_config(build_item2vec, ITEM2VEC_OPTIONS, cfg["model"], prepared.train.vocab_size,
+                                 num_negatives=cfg["model"]["negatives"], num_categories=self._category_head(cfg, prepared))
 
     def compile_kwargs(self, cfg: dict, prepared: Prepared) -> dict:
         import keras
@@ -284,8 +250,6 @@ class EmbeddingTask(Task):
 
     def evaluate(self, model, prepared: Prepared, cfg: dict) -> Evaluation:
         """Test part only: held-out items' categories (when known) and held-out session ends."""
-        from nnkit.tasks.embedding_eval import next_item_baselines, ranked, vector_scorer
-
         data, e, seed, k = prepared.train, cfg["eval"], cfg["train"]["seed"], cfg["eval"]["k"]
         m = self.settings(cfg, prepared)
         vectors = self.vectors(model)
@@ -341,15 +305,12 @@ class EmbeddingTask(Task):
         return "\n".join(lines)
 
     def plots(self, model, prepared: Prepared, evaluation: Evaluation, run) -> list:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
         from sklearn.decomposition import PCA
 
-        from nnkit.report import save_figure
+        from nnkit.report import pyplot, save_figure
         from nnkit.runs import atomic_path
 
+        plt = pyplot()
         data, e = prepared.train, cfg_eval(run)
         vectors = evaluation.artifacts.get("vectors")
         if vectors is None:
@@ -394,7 +355,9 @@ class EmbeddingTask(Task):
 
     # -- serving and prediction ----------------------------------------------------------------
     def serving(self, model, state: dict, cfg: dict):
-        module = build_serving_module(self.vectors(model), state)
+        from nnkit.tasks.embedding.serving import ItemEmbeddings
+
+        module = ItemEmbeddings(self.vectors(model), state)
         ids = state["item_ids"]
         examples_ids = np.array(ids[:3] + ["__not_an_item__"])
         examples = {
@@ -403,14 +366,15 @@ class EmbeddingTask(Task):
         }
         return module, examples
 
-    def predict(self, run, inputs: list[str], options: dict, echo) -> None:
-        from nnkit.predictions import call_endpoint, write_predictions
+    def predict(self, ctx, inputs: list[str], options: dict) -> None:
+        run, echo = ctx.run, ctx.echo
+        from nnkit.runs import write_predictions
 
         queries = ([options["similar"]] if options.get("similar") else []) + list(inputs)
         if not queries:
             raise NnkitError("predict: give an item id, e.g. nnkit predict RUN --similar ITEM_ID -k 10")
         k = options.get("k") or cfg_eval(run)["k"]
-        out = call_endpoint(run, "similar", item_ids=np.array(queries), k=np.array(k, np.int32))
+        out = ctx.call_endpoint("similar", item_ids=np.array(queries), k=np.array(k, np.int32))
         rows = []
         for q, query in enumerate(queries):
             if not out["known"][q]:
@@ -466,61 +430,3 @@ def _next_item_verdict(model: dict, baselines: dict, k: int, cases: int) -> str:
             f"{cases} test sessions is among the {k} nearest of the item before it {model[key]:.3f} of the time, "
             f"{word} the best baseline ({best_name} {best:.3f}); popularity {baselines['popularity'][key]:.3f}, "
             f"random {baselines['random'][key]:.3f}.")
-
-
-def build_serving_module(vectors: np.ndarray, state: dict):
-    """A tf.Module with ``embed`` and ``similar`` endpoints over string item ids."""
-    import tensorflow as tf
-
-    ids = np.asarray(state["item_ids"], dtype=object).astype(str)
-    vocab = ids.size
-    categories = np.asarray(state["categories"])
-    cat_names = np.asarray(list(state["category_names"]) + [UNKNOWN], dtype=object).astype(str)
-    item_categories = cat_names[np.where(categories >= 0, categories, len(cat_names) - 1)]
-    names = np.asarray(state["names"], dtype=str) if state.get("names") else np.full(vocab, UNKNOWN)
-    dim = vectors.shape[1]
-
-    class ItemEmbeddings(tf.Module):
-        def __init__(self):
-            super().__init__(name="item_embeddings")
-            self.table = tf.lookup.StaticHashTable(
-                tf.lookup.KeyValueTensorInitializer(tf.constant(ids), tf.range(vocab, dtype=tf.int64)),
-                default_value=-1)
-            self.vectors = tf.Variable(vectors.astype(np.float32), trainable=False, name="vectors")
-            self.normed = tf.Variable(normalize(vectors), trainable=False, name="normed")
-            self.ids = tf.Variable(np.append(ids, UNKNOWN), trainable=False, name="ids")
-            self.names = tf.Variable(np.append(names, UNKNOWN), trainable=False, name="names")
-            self.categories = tf.Variable(np.append(item_categories, UNKNOWN), trainable=False,
-                                          name="categories")
-
-        def _rows(self, item_ids):
-            rows = self.table.lookup(tf.strings.strip(item_ids))
-            return rows, rows >= 0
-
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="item_ids")])
-        def embed(self, item_ids):
-            rows, known = self._rows(item_ids)
-            vec = tf.gather(self.vectors, tf.maximum(rows, 0)) * tf.cast(known, tf.float32)[:, None]
-            return {"vector": tf.ensure_shape(vec, [None, dim]), "known": known}
-
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="item_ids"),
-                                      tf.TensorSpec([], tf.int32, name="k")])
-        def similar(self, item_ids, k):
-            rows, known = self._rows(item_ids)
-            k = tf.clip_by_value(k, 1, max(vocab - 1, 1))
-            query = tf.gather(self.normed, tf.maximum(rows, 0))
-            scores = tf.matmul(query, self.normed, transpose_b=True)
-            own = tf.one_hot(rows, vocab, on_value=True, off_value=False)  # rows = -1: all False
-            scores = tf.where(own, tf.constant(-np.inf, tf.float32), scores)
-            top = tf.math.top_k(scores, k=k)
-            unknown_row = tf.fill(tf.shape(top.indices), tf.constant(vocab, tf.int32))
-            picked = tf.where(known[:, None], top.indices, unknown_row)
-            return {
-                "item_ids": tf.gather(self.ids, picked),
-                "scores": tf.where(known[:, None], top.values, tf.zeros_like(top.values)),
-                "names": tf.gather(self.names, picked),
-                "categories": tf.gather(self.categories, picked),
-                "known": known,
-            }
-
-    return ItemEmbeddings()
