@@ -164,7 +164,9 @@ def train_nnkit(data, settings: dict, dim: int, seed: int = 0):
     model.fit(ds, epochs=cfg["train"]["epochs"], verbose=0)
     seconds = time.perf_counter() - start
     vectors = task.vectors(model)
+    context = np.asarray(model.get_layer("item2vec_context").get_weights()[0])
     keras.backend.clear_session(free_memory=False)
+    train_nnkit.last_context = context  # for the target + context variant (same model)
     return vectors, seconds
 
 
@@ -230,6 +232,11 @@ def compare(args, benches):
                                   ("PPMI-SVD", train_ppmi)):
                 vectors, seconds = trainer(bench.train, settings, args.dim, seed)
                 rows.append((name, seed, bench.score(vectors, "test"), seconds))
+                if trainer is train_nnkit:  # the same model's target + context vectors (normalised, summed)
+                    from nnkit.tasks.embedding.baselines import normalize
+
+                    both = normalize(vectors) + normalize(train_nnkit.last_context)
+                    rows.append(("nnkit target+context", seed, bench.score(both, "test"), seconds))
         keys = list(rows[0][2])
         print("| method | seed | " + " | ".join(keys) + " | train wall s |")
         print("|---|---|" + "---|" * (len(keys) + 1))

@@ -50,6 +50,7 @@ def main():
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-gensim", action="store_true")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps-per-execution", type=int, default=8)
     args = parser.parse_args()
 
     import keras
@@ -64,7 +65,7 @@ def main():
             f"model.window={args.window}", f"model.negatives={args.negatives}", f"model.subsample={args.sample}",
             "model.context=window", "train.epochs=1", f"train.batch_size={args.batch}",
             f"train.learning_rate={args.lr}",
-            "train.steps_per_execution=8"]
+            f"train.steps_per_execution={args.steps_per_execution}"]
     resolved = resolve("products", overrides=sets)
     task, cfg = resolved.task, resolved.cfg
     start = time.perf_counter()
@@ -75,7 +76,8 @@ def main():
           f"{data.n_sessions:,} sessions, "
           f"{data.tokens.size:,} events, {data.vocab_size:,} products seen; generated and indexed in {t_data:.1f}s")
     print(f"skip-gram: dim {args.dim}, window {args.window}, negatives {args.negatives}, sample {args.sample}, "
-          f"{args.batch} centres per step, plain SGD (sparse row updates); {os.cpu_count()} CPU threads")
+          f"{args.batch} centres per step, plain SGD (sparse row updates); "
+          f"{os.cpu_count()} CPU threads; load average {os.getloadavg()[0]:.1f} (1 min)")
 
     corpus_dir = tempfile.TemporaryDirectory()
     corpus = Path(corpus_dir.name) / "sessions.txt"

@@ -89,14 +89,17 @@ def hold_out_session_ends(data, validation_fraction: float, test_fraction: float
 def target_ranks(scores: np.ndarray, queries: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """Rank (1 = first) of each target in its score row, the query item itself excluded.
 
-    Ties count in the target's favour (a baseline with flat scores is not
-    penalised for the order of equal items).
+    Ties take the mid rank (the expected rank under a random tie-break), so
+    flat scores earn nothing; scores that are not finite (a diverged model)
+    count as the lowest.
     """
-    scores = np.array(scores, np.float64, copy=True)
+    scores = np.nan_to_num(np.array(scores, np.float64, copy=True), nan=-np.inf, posinf=-np.inf)
     idx = np.arange(queries.size)
-    scores[idx, queries] = -np.inf
-    target_scores = scores[idx, targets]
-    return 1 + (scores > target_scores[:, None]).sum(axis=1)
+    scores[idx, queries] = np.nan  # compares false both ways: neither above nor tied with the target
+    target_scores = scores[idx, targets][:, None]
+    above = (scores > target_scores).sum(axis=1)
+    tied = (scores == target_scores).sum(axis=1) - 1  # minus the target itself
+    return 1 + above + 0.5 * tied
 
 
 def summarize_ranks(ranks: np.ndarray, k: int) -> dict:
