@@ -1,5 +1,5 @@
 """Item embeddings on users' sessions: held-out session ends, next-item scores, several categories per
-item, whole-session contexts, the alias sampler, and settings chosen on validation only."""
+item, whole-session contexts, negative noise exponents, and settings chosen on validation only."""
 
 from __future__ import annotations
 
@@ -60,13 +60,14 @@ def test_rank_metrics_by_hand():
     scores = np.array([[9.0, 5.0, 4.0, 3.0],   # query 0 excluded: target 2 is 2nd
                        [1.0, 9.0, 2.0, 3.0],   # query 1 excluded: target 0 is 3rd
                        [0.0, 1.0, 9.0, 1.0],   # target 1 ties with 3 for 1st-2nd: mid rank 1.5
-                       [np.nan] * 4])          # a diverged model: all tied, no credit
-    ranks = N.target_ranks(scores, np.array([0, 1, 2, 0]), np.array([2, 0, 1, 1]))
-    assert ranks.tolist() == [2, 3, 1.5, 2]  # 3 candidates tied: mid rank 2
+                       [np.nan] * 4,           # a diverged model: all tied, no credit
+                       [9.0, 1.0, 1.0, 1.0]])  # the item repeated: out of reach (query excluded)
+    ranks = N.target_ranks(scores, np.array([0, 1, 2, 0, 0]), np.array([2, 0, 1, 1, 0]))
+    assert ranks.tolist() == [2, 3, 1.5, 2, np.inf]  # 3 candidates tied: mid rank 2
     m = N.summarize_ranks(ranks, k=1)
     assert m == {"hit_rate_at_1": 0.0, "mrr_at_1": 0.0}
     m = N.summarize_ranks(ranks, k=2)
-    assert m == {"hit_rate_at_2": pytest.approx(3 / 4), "mrr_at_2": pytest.approx((1 / 2 + 0 + 1 / 1.5 + 1 / 2) / 4)}
+    assert m == {"hit_rate_at_2": pytest.approx(3 / 5), "mrr_at_2": pytest.approx((1 / 2 + 0 + 1 / 1.5 + 1 / 2) / 5)}
 
 
 def test_next_item_baselines_know_the_answers():
@@ -117,17 +118,6 @@ def test_multilabel_knn_by_hand():
 
 
 # -- the skip-gram pipeline -------------------------------------------------------------------------
-
-def test_alias_table_is_exact():
-    weights = np.array([5.0, 1.0, 0.0, 2.0, 0.5])
-    accept, alias = S.alias_table(weights)
-    # the probability of each outcome, summed over the uniform column draw
-    prob = np.zeros(weights.size)
-    for i in range(weights.size):
-        prob[i] += accept[i] / weights.size
-        prob[alias[i]] += (1 - accept[i]) / weights.size
-    np.testing.assert_allclose(prob, weights / weights.sum(), atol=1e-6)
-
 
 def test_negative_noise_power_favours_rare_items():
     counts = np.array([2000, 400, 100, 20])

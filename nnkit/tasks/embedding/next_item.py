@@ -91,7 +91,8 @@ def target_ranks(scores: np.ndarray, queries: np.ndarray, targets: np.ndarray) -
 
     Ties take the mid rank (the expected rank under a random tie-break), so
     flat scores earn nothing; scores that are not finite (a diverged model)
-    count as the lowest.
+    count as the lowest. A target equal to its query (an item repeated) is
+    out of every method's reach: rank infinity, a miss for all.
     """
     scores = np.nan_to_num(np.array(scores, np.float64, copy=True), nan=-np.inf, posinf=-np.inf)
     idx = np.arange(queries.size)
@@ -99,7 +100,7 @@ def target_ranks(scores: np.ndarray, queries: np.ndarray, targets: np.ndarray) -
     target_scores = scores[idx, targets][:, None]
     above = (scores > target_scores).sum(axis=1)
     tied = (scores == target_scores).sum(axis=1) - 1  # minus the target itself
-    return 1 + above + 0.5 * tied
+    return np.where(targets == queries, np.inf, 1 + above + 0.5 * tied)
 
 
 def summarize_ranks(ranks: np.ndarray, k: int) -> dict:
