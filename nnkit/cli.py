@@ -243,6 +243,57 @@ def train(recipe, data, config_file, overrides, out, seed, epochs, strategy, qui
            workers, local, "train")
 
 
+@cli.command()
+@click.argument("recipe")
+@click.option("--data", type=click.Path(), help="Your data (file or folder) instead of the bundled source.")
+@click.option("--config", "config_file", type=click.Path(), help="A TOML file of overrides.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override one key; tune.<key>=... changes the space, e.g. --set 'tune.model.units=[32,64]'.")
+@click.option("--trials", type=click.IntRange(min=1), default=10, show_default=True, help="Trials at most.")
+@click.option("--budget", type=click.FloatRange(min=0, min_open=True), metavar="MINUTES",
+              help="Stop starting trials once this much time is spent (earlier sessions count).")
+@click.option("--algorithm", type=click.Choice(["random", "bayesian", "hyperband"]), default="bayesian",
+              show_default=True, help="KerasTuner oracle.")
+@click.option("--out", type=click.Path(), help="Run folder (default runs/<recipe>/<id>); rerun to resume.")
+@click.option("--workers", type=click.IntRange(min=1), help="Share the search among N local worker processes.")
+@click.option("--quiet", is_flag=True, help="No progress bar in the final run.")
+def tune(recipe, data, config_file, overrides, trials, budget, algorithm, out, workers, quiet):
+    """Search hyperparameters (KerasTuner) over the recipe's [tune] space, then run the best.
+
+    Trials are scored on the validation part; the best config is trained as a
+    normal run folder with tune/ inside (trials.csv, search.png, best.toml,
+    report.md). Several processes can share a search through KerasTuner's
+    KERASTUNER_TUNER_ID / KERASTUNER_ORACLE_IP / KERASTUNER_ORACLE_PORT (see docs/tune.md).
+    """
+    from nnkit.pipeline import resolve
+    from nnkit.tuning import flow
+
+    resolved = resolve(recipe, data, config_file, overrides, {"train.verbose": False if quiet else None})
+    if workers:
+        from nnkit.tuning.distributed import launch_local
+
+        flow.check(resolved, algorithm)  # a bad space fails here, not in N+1 processes
+        if out is None:
+            raise NnkitError("--workers needs --out DIR: the folder the chief and its workers share")
+        from pathlib import Path
+
+        argv = [recipe, "--trials", str(trials), "--algorithm", algorithm, "--out", str(Path(out).resolve())]
+        for flag, value in (("--data", data), ("--config", config_file), ("--budget", budget)):
+            if value is not None:
+                argv += [flag, str(Path(value).resolve()) if flag != "--budget" else str(value)]
+        for item in overrides:
+            argv += ["--set", item]
+        argv += ["--quiet"] if quiet else []
+        code = launch_local(argv, workers, Path(out) / "tune", click.echo)
+        if code:
+            raise click.exceptions.Exit(code)
+        click.echo(str(out))
+        return
+    run = flow.tune(resolved, algorithm=algorithm, trials=trials, budget_minutes=budget, out=out, echo=click.echo)
+    if run is not None:
+        click.echo(str(run.path))  # last line of stdout: scripts pick it up
+
+
 @cli.command(cls=TaskOptionsCommand, option_kind="evaluate_options")
 @click.argument("run_dir", metavar="RUN")
 @unsafe_option

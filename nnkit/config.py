@@ -250,7 +250,7 @@ def validate(cfg: Mapping, schema: Mapping, source: str = "config", prefix: str 
                                   f"expected keys such as {', '.join(list(spec)[:3])}")
             out[key] = validate(value, spec, source, name + ".", hints)
         else:
-            if isinstance(value, Mapping):
+            if isinstance(value, Mapping) and spec.expected_type() is not dict:
                 raise ConfigError(f"{source}: config key '{name}': received a table; "
                                   f"expected {spec.describe()}")
             out[key] = _check_value(name, copy.deepcopy(value), spec, source)
@@ -293,7 +293,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
             raise ConfigError(f"--set {text!r}: value {raw!r} is not valid TOML "
                               "(lists like [32,64], strings in quotes)") from None
         value = raw  # a bare word such as MSFT or lstm
-    if isinstance(value, dict) or (hasattr(value, "isoformat") and not isinstance(value, str)):
+    table_ok = parts[0] == "tune"  # a search-space entry may be a table: {log = [1e-4, 1e-2]}
+    if (isinstance(value, dict) and not table_ok) or (hasattr(value, "isoformat") and not isinstance(value, str)):
         raise ConfigError(f"--set {text!r}: value must be a number, boolean, string or list")
     return parts, value
 

@@ -20,6 +20,7 @@ from nnkit.errors import NnkitError
 from nnkit.registry import Recipe, load_recipe
 from nnkit.runs import Run, base_meta, create_run, open_run, sweep_partial, write_json, write_text
 from nnkit.tasks import get_task
+from nnkit.tuning import space as tuning_space
 
 RUN_STAGES = ("train", "evaluate", "report", "export")
 
@@ -29,6 +30,7 @@ DATA_SCHEMA = {"path": config_mod.Field("", "your data file or folder (empty: th
 def task_schema(task) -> dict:
     schema = config_mod.full_schema(task.schema, task.train_defaults)
     schema["data"] = {**DATA_SCHEMA, **schema.get("data", {})}
+    schema["tune"] = tuning_space.tune_section(schema)  # the search space nnkit tune reads
     return schema
 
 
@@ -58,6 +60,8 @@ def resolve(recipe_ref: str, data: str | None = None, config_file: str | None = 
                              config_mod.merge(set_layer, flag_layer),
                              recipe_source=str(recipe.path), config_source=str(config_file))
     cfg["recipe"]["name"] = recipe.name
+    cfg["tune"] = tuning_space.merge_layers(schema, [(recipe.config, str(recipe.path)),
+                                                     (file_layer, str(config_file)), (set_layer, "--set")])
     return Resolved(recipe, task, cfg)
 
 
@@ -102,7 +106,8 @@ def _guard(run: Run, work):
 # -- stages ------------------------------------------------------------------------------
 
 def start(resolved: Resolved, stages=RUN_STAGES, out: str | None = None, runs_root: str = "runs",
-          command: list[str] | None = None, *, adopt=None, callbacks=None, on_stage=None) -> Run:
+          command: list[str] | None = None, *, adopt=None, callbacks=None, on_stage=None,
+          run: Run | None = None) -> Run:
     """Load the data (so bad data fails before anything is written), then create and run.
 
     For callers above the pipeline (``nnkit.api``): ``adopt(run, cfg, prepared) -> cfg`` is
@@ -110,13 +115,13 @@ def start(resolved: Resolved, stages=RUN_STAGES, out: str | None = None, runs_ro
     (in-memory data staged elsewhere moves into the run folder and the config points at it,
     so later commands read it there); ``callbacks`` are
     extra Keras callbacks for ``train.fit``; ``on_stage(stage, event)`` hears each stage's
-    "start" and "done".
+    "start" and "done". ``run``: a folder made beforehand (nnkit tune's, holding its tune/).
     """
     task, cfg = resolved.task, resolved.cfg
     _quiet_tensorflow()
     _prepare_devices(cfg)
     prepared = task.load(cfg)
-    run = create_run(resolved.recipe.name, out=out, root=runs_root)
+    run = run or create_run(resolved.recipe.name, out=out, root=runs_root)
     if adopt is not None:
         cfg = adopt(run, cfg, prepared)
     write_text(run.config_file, config_mod.to_toml(cfg))

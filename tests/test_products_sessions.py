@@ -219,6 +219,9 @@ def test_user_set_keys_are_not_chosen_and_bundled_data_chooses_nothing(tmp_path)
     prepared = shop.task.load(shop.cfg)
     assert shop.task.candidate_settings(shop.cfg, prepared) == []
     assert shop.task.settings(shop.cfg, prepared)["context"] == shop.task.shop_settings["context"]
+    view = shop.task.validation_view(prepared)  # what `nnkit tune` scores on: nothing of the test part
+    assert view.test is prepared.val and view.extra["test_ends"] is prepared.extra["val_ends"]
+    assert (view.train.categories[prepared.test] == -1).all() and (view.train.categories[prepared.val] >= 0).all()
 
 
 def test_run_on_sessions_without_categories_scores_next_items(tmp_path):

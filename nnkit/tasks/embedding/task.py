@@ -150,10 +150,13 @@ class EmbeddingTask(Task):
         }
         summary = {"source": source, **full.summary, "held-out items (validation, test)":
                    f"{val_rows.size}, {test_rows.size}", **ends_summary}
+        without_test = data.categories.copy()
+        without_test[test_rows] = -1  # validation neighbours vote without the test items' categories
         return Prepared(train=data, val=val_rows, test=test_rows, state=state, summary=summary,
                         fingerprint=fingerprint(full.tokens, full.offsets, full.item_ids.astype("U")),
                         extra={"train_categories": train_categories, "labels": labels, "user_data": bool(
-                            cfg["data"]["path"]), "val_ends": val_ends.scorable(), "test_ends": test_ends.scorable()})
+                            cfg["data"]["path"]), "val_ends": val_ends.scorable(), "test_ends": test_ends.scorable(),
+                            "categories_without_test": without_test})
 
     @staticmethod
     def nothing_to_evaluate(e: dict) -> str:
@@ -201,8 +204,8 @@ class EmbeddingTask(Task):
         vectors, k = self.vectors(model), cfg["eval"]["k"]
         if self._scores_categories(prepared, prepared.val, cfg):
             queries = self._queries(prepared, prepared.val, cfg)
-            return category_metrics(vectors, prepared.train.categories, queries, k=k, probe_folds=0,
-                                    labels=prepared.extra["labels"])["knn_accuracy"]
+            return category_metrics(vectors, prepared.extra["categories_without_test"], queries, k=k,
+                                    probe_folds=0, labels=prepared.extra["labels"])["knn_accuracy"]
         ends = prepared.extra["val_ends"]
         return ranked(vector_scorer(vectors), ends, prepared.train.vocab_size, k)[f"hit_rate_at_{k}"]
 
@@ -215,6 +218,19 @@ class EmbeddingTask(Task):
 
     def _scores_categories(self, prepared: Prepared, rows: np.ndarray, cfg: dict) -> bool:
         return rows.size > 0 and (prepared.train.categories >= 0).sum() > cfg["eval"]["k"]
+
+    def validation_view(self, prepared: Prepared) -> Prepared:
+        """The validation items and session ends where the test ones were (``nnkit tune``).
+
+        Neighbours vote without the test items' categories, and the test
+        session ends are replaced by the validation ones, so ``evaluate`` on
+        this view reads nothing of the test part.
+        """
+        import dataclasses
+
+        data = dataclasses.replace(prepared.train, categories=prepared.extra["categories_without_test"])
+        return dataclasses.replace(prepared, train=data, test=prepared.val,
+                                   extra={**prepared.extra, "test_ends": prepared.extra["val_ends"]})
 
     def _category_head(self, cfg, prepared) -> int:
         if cfg["model"]["category_weight"] > 0 and (prepared.extra["train_categories"] >= 0).any():
