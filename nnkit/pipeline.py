@@ -216,7 +216,10 @@ def _execute(run: Run, task, cfg: dict, stages, prepared, callbacks=None, on_sta
         prepared = task.load(cfg)
     run.update_meta(versions={**run.meta()["versions"], **train.versions()})
     if "train" in stages and "train" not in done:
+        from nnkit.select import choose_settings
+
         _heard(on_stage, "train", "start")
+        cfg = choose_settings(task, cfg, prepared, run)  # data-dependent settings, on validation
         model = train.fit(task, cfg, prepared, run, extra_callbacks=callbacks)
         _stage_done(run, "train", on_stage)
     if "train" in run.meta().get("stages", []):

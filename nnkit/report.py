@@ -137,6 +137,19 @@ def metrics_table(document: dict) -> str:
     return "\n".join(lines)
 
 
+def selection_section(selection: dict) -> list[str]:
+    """The settings tried on the validation part before training (``nnkit.select``)."""
+    chosen = ", ".join(f"{k} = {v!r}" for k, v in selection["chosen"].items())
+    budget = ", ".join(f"{k} {v}" for k, v in selection["budget"].items())
+    lines = ["## Settings chosen on validation", "",
+             f"Each candidate trained with {budget} and was scored by {selection['metric']}; the test part "
+             f"was not used. Chosen: {chosen}.", "", "| candidate | validation | seconds |", "|---|---|---|"]
+    for row in selection["candidates"]:
+        lines.append("| " + ", ".join(f"{k} = {v!r}" for k, v in row["settings"].items()) +
+                     f" | {row['validation']:.4g} | {row['seconds']} |")
+    return lines + [""]
+
+
 def write_report(run: Run, document: dict, summary: dict | None = None) -> Path:
     meta = run.meta()
     cfg_text = run.config_file.read_text(encoding="utf-8")
@@ -161,6 +174,8 @@ def write_report(run: Run, document: dict, summary: dict | None = None) -> Path:
         parts += [f"**Verdict.** {document['verdict']}", ""]
     for title, table in document.get("tables", []):
         parts += [f"### {title}", "", table, ""]
+    if meta.get("selection"):
+        parts += selection_section(meta["selection"])
     if summary:
         parts += ["## Data", "", "| | |", "|---|---|"]
         parts += [f"| {k} | {_fmt(v)} |" for k, v in summary.items()]
