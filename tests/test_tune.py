@@ -70,6 +70,21 @@ def test_every_bundled_recipe_declares_a_valid_space():
         assert {p.name for p in hp.space} == {d.key for d in dims}
 
 
+def test_a_recipe_value_outside_its_choices_joins_them_even_of_another_kind():
+    from nnkit.pipeline import resolve, task_schema
+    from nnkit.tuning import space
+
+    # products' model.window is "auto" in the recipe and [2, 3, 5] in its space: a Choice holds one
+    # type, so the values travel as JSON text and come back as they were
+    resolved = resolve("products", overrides=["tune.model.window=[2, 3, 5]"])
+    assert resolved.cfg["model"]["window"] == "auto"
+    dims = [d for d in space.dimensions(resolved.cfg, task_schema(resolved.task)) if d.key == "model.window"]
+    hp = space.to_hyperparameters(dims, resolved.cfg)
+    assert sorted(space.from_hyperparameters(dims, {"model.window": v})["model.window"]
+                  for v in hp.space[0].values if v != '"auto"') == [2, 3, 5]
+    assert space.from_hyperparameters(dims, space.default_values(dims, resolved.cfg)) == {"model.window": "auto"}
+
+
 def test_set_replaces_and_removes_space_entries():
     from nnkit.pipeline import resolve
 

@@ -69,6 +69,7 @@ class Option:
     min: float | None = None
     min_open: bool = False
     flag: str = ""  # a flag other than --name (e.g. "-k")
+    max: float | None = None
 
     @property
     def flags(self) -> list[str]:

@@ -207,6 +207,33 @@ def _encode(value):
     return json.dumps(value) if isinstance(value, list) else value
 
 
+def _choice(dim: Dimension, default) -> tuple[list, Any]:
+    """A choice's values and default in KerasTuner's encoding. The recipe's own value joins the
+    choices when it is not among them (trial 1 is the recipe as it stands); values of mixed kinds
+    (e.g. ``[2, 3, 5]`` plus ``"auto"``) all travel as JSON text, since a Choice holds one type."""
+    raw = list(dim.values) + ([] if default in dim.values else [default])
+    kinds = {"number" if isinstance(v, (int, float)) and not isinstance(v, bool) else type(v).__name__
+             for v in raw}
+    if len(kinds) > 1:
+        return [json.dumps(v) for v in raw], json.dumps(default)
+    values = [_encode(v) for v in raw]
+    if any(isinstance(v, float) for v in values) and kinds == {"number"}:
+        return [float(v) for v in values], float(default)
+    return values, _encode(default)
+
+
+def _decode_choice(dim: Dimension, value):
+    for v in dim.values:
+        if _encode(v) == value or v == value:
+            return v
+    if isinstance(value, str):  # the recipe's own value, or a JSON-encoded one of mixed kinds
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
 def to_hyperparameters(dims: list[Dimension], cfg: Mapping):
     """A ``keras_tuner.HyperParameters`` declaring the space, the recipe's values as defaults."""
     import keras_tuner
@@ -215,10 +242,8 @@ def to_hyperparameters(dims: list[Dimension], cfg: Mapping):
     for dim in dims:
         default = get(cfg, dim.key)
         if dim.kind == "choice":
-            values = [_encode(v) for v in dim.values]
-            if any(isinstance(v, float) for v in values) and all(isinstance(v, (int, float)) for v in values):
-                values = [float(v) for v in values]
-            hp.Choice(dim.key, values, ordered=None, default=_encode(default))
+            values, encoded_default = _choice(dim, default)
+            hp.Choice(dim.key, values, ordered=None, default=encoded_default)
         elif dim.integer:
             hp.Int(dim.key, int(dim.low), int(dim.high), step=int(dim.step) if dim.step else None,
                    sampling="log" if dim.kind == "log" else "linear", default=int(default))
@@ -236,7 +261,7 @@ def from_hyperparameters(dims: list[Dimension], values: Mapping[str, Any]) -> di
             continue
         value = values[dim.key]
         if dim.kind == "choice":
-            value = next(v for v in dim.values if _encode(v) == value or v == value)
+            value = _decode_choice(dim, value)
         elif dim.integer:
             value = int(value)
         else:
@@ -247,4 +272,5 @@ def from_hyperparameters(dims: list[Dimension], values: Mapping[str, Any]) -> di
 
 def default_values(dims: list[Dimension], cfg: Mapping) -> dict:
     """The recipe's own values, in KerasTuner's encoding (the first trial)."""
-    return {dim.key: _encode(get(cfg, dim.key)) for dim in dims}
+    return {dim.key: _choice(dim, get(cfg, dim.key))[1] if dim.kind == "choice" else get(cfg, dim.key)
+            for dim in dims}
