@@ -19,6 +19,10 @@ def main(fmt: str, artifact: str, check_file: str) -> None:
     if fmt == "saved_model":
         import tensorflow as tf
 
+        try:  # registers tensorflow-text's ops (subword tokenizers), which a SavedModel may use
+            import tensorflow_text  # noqa: F401
+        except ImportError:
+            pass
         loaded = tf.saved_model.load(artifact)
         for endpoint, (inputs, expected) in cases.items():
             fn = getattr(loaded, endpoint)
