@@ -91,7 +91,7 @@ def main():
     args = parser.parse_args()
 
     from nnkit.pipeline import resolve
-    from nnkit.tasks.embedding import category_metrics, ppmi_svd
+    from nnkit.tasks.embedding.baselines import category_metrics, ppmi_svd
 
     with tempfile.TemporaryDirectory() as tmp:
         sessions, items = write_sessions(Path(args.zip), Path(tmp))

@@ -52,7 +52,7 @@ def main():
 
     from nnkit import train as T
     from nnkit.pipeline import resolve
-    from nnkit.tasks.embedding import category_metrics
+    from nnkit.tasks.embedding.baselines import category_metrics
 
     sets = [f"data.products={args.products}", f"data.categories={args.categories}",
             f"data.sessions={args.sessions}", f"data.zipf={args.zipf}", "data.min_count=1", f"model.dim={args.dim}",

@@ -69,7 +69,7 @@ def run_variant(name: str, sets: list[str], data: str, budget: float, clock, fol
     from nnkit.config import to_toml
     from nnkit.pipeline import resolve
     from nnkit.runs import base_meta, create_run, write_json, write_text
-    from nnkit.tasks.translation_quality import names_numbers
+    from nnkit.tasks.translation.quality import names_numbers
 
     resolved = resolve("translate", data=data, overrides=COMMON + sets + ["train.verbose=false"])
     task, cfg = resolved.task, resolved.cfg

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import click
 
 from nnkit.errors import NnkitError
+from nnkit.export_formats import FORMATS, list_formats
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -53,8 +55,7 @@ def recipe_options(fn):
         click.option("--out", type=click.Path(), help="Run folder to create (default runs/<recipe>/<id>)."),
         click.option("--seed", type=int, help="Seed (train.seed)."),
         click.option("--epochs", type=int, help="Maximum epochs (train.epochs)."),
-        click.option("--strategy", type=click.Choice(["default", "mirrored", "multi_worker", "tpu"]),
-                     help="tf.distribute strategy (train.strategy)."),
+        strategy_option(),
         click.option("--quiet", is_flag=True, help="No progress bar."),
         click.option("--workers", type=click.IntRange(min=1), default=None,
                      help="With --local: number of worker processes (multi_worker)."),
@@ -80,6 +81,55 @@ def unsafe_option(fn):
 
     return click.option("--unsafe", is_flag=True, expose_value=False, callback=apply,
                         help="Load models with Lambda layers (runs code from the file; trusted files only).")(fn)
+
+
+def strategy_option():
+    """``--strategy``: choices and help from the strategy registry (nnkit.strategies)."""
+    from nnkit.strategies import STRATEGIES
+
+    described = "; ".join(f"{s.name}: {s.help}" for s in STRATEGIES.values())
+    return click.option("--strategy", type=click.Choice(list(STRATEGIES)),
+                        help=f"tf.distribute strategy (train.strategy). {described}.")
+
+
+def task_options(kind: str) -> list:
+    """The options the tasks declare (``predict_options`` / ``evaluate_options``), first declaration per name."""
+    from nnkit.tasks import TASKS, get_task
+
+    seen = {}
+    for name in TASKS:
+        for option in getattr(get_task(name), kind):
+            seen.setdefault(option.name, option)
+    return list(seen.values())
+
+
+def _click_option(option) -> click.Option:
+    kind = option.type
+    if option.type is int and option.min is not None:
+        kind = click.IntRange(min=int(option.min))
+    elif option.type is float and option.min is not None:
+        kind = click.FloatRange(min=option.min, min_open=option.min_open)
+    return click.Option([*option.flags, option.name], type=kind, help=option.help)
+
+
+class TaskOptionsCommand(click.Command):
+    """A command whose task-specific options are built from the tasks' declarations.
+
+    Read when the command parses or shows its help, not when ``nnkit`` starts,
+    so ``nnkit --help`` imports no task (and no TensorFlow either way).
+    """
+
+    def __init__(self, *args, option_kind: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.option_kind = option_kind
+        self._declared = False
+
+    def get_params(self, ctx):
+        if not self._declared:
+            self._declared = True
+            at = next((i for i, p in enumerate(self.params) if p.name == "unsafe"), len(self.params))
+            self.params[at:at] = [_click_option(o) for o in task_options(self.option_kind)]
+        return super().get_params(ctx)
 
 
 def _check_predict_out(run, output) -> None:
@@ -193,11 +243,10 @@ def train(recipe, data, config_file, overrides, out, seed, epochs, strategy, qui
            workers, local, "train")
 
 
-@cli.command()
+@cli.command(cls=TaskOptionsCommand, option_kind="evaluate_options")
 @click.argument("run_dir", metavar="RUN")
-@click.option("--backtest", type=click.IntRange(min=2), help="Walk-forward evaluation over K folds (forecasting).")
 @unsafe_option
-def evaluate(run_dir, backtest):
+def evaluate(run_dir, **options):
     """Evaluate a run's model (and baselines) on its test part; rewrite metrics and report."""
     from nnkit import pipeline
     from nnkit.runs import open_run
@@ -206,10 +255,14 @@ def evaluate(run_dir, backtest):
     run = open_run(run_dir)
     resolved = pipeline.run_config(run)
     task, cfg = resolved.task, resolved.cfg
-    if backtest:
-        if not hasattr(task, "backtest"):
-            raise NnkitError(f"--backtest applies to forecasting runs, not task '{task.name}'")
-        task.backtest(run, cfg, backtest, click.echo)
+    task.check_options(options, task.evaluate_options, "evaluate")
+    chosen = {k: v for k, v in options.items() if v is not None}
+    if chosen:  # a task's own evaluation (forecasting: --backtest K), declared in evaluate_options
+        from nnkit.predictions import context
+
+        ctx = context(run, click.echo)
+        for name, value in chosen.items():
+            getattr(task, name)(ctx, value)
         return
     model = load_model(run.model_file, task.custom_objects())
     prepared = task.load(cfg)
@@ -218,28 +271,20 @@ def evaluate(run_dir, backtest):
     click.echo(run.metrics_file.read_text())
 
 
-@cli.command()
+@cli.command(cls=TaskOptionsCommand, option_kind="predict_options")
 @click.argument("run_dir", metavar="RUN")
 @click.argument("inputs", nargs=-1)
 @click.option("--file", "input_file", type=click.Path(), help="Read inputs from a file, one per line.")
 @click.option("--out", "output", type=click.Path(), help="Write predictions here (CSV, JSON, MIDI...).")
-@click.option("--horizon", type=click.IntRange(min=1), help="Forecast steps (forecasting).")
-@click.option("--start", help="Start note or text (melody / text generation).")
-@click.option("--length", type=click.IntRange(min=1), help="Tokens to generate.")
-@click.option("--temperature", type=click.FloatRange(min=0.0, min_open=True), help="Sampling temperature.")
-@click.option("--top-k", "top_k", type=click.IntRange(min=0), help="Sample from the k most likely tokens.")
-@click.option("--seed", type=int, help="Sampling seed.")
-@click.option("--similar", help="Item id to find neighbours of (embeddings).")
-@click.option("-k", "k", type=click.IntRange(min=1), help="How many neighbours.")
-@click.option("--beam", type=click.IntRange(min=1), help="Beam width (translation).")
 @unsafe_option
 def predict(run_dir, inputs, input_file, output, **options):
     """Predict with a run's model on raw inputs (files, strings, ids)."""
-    from nnkit import pipeline
+    from nnkit.predictions import context
     from nnkit.runs import open_run
 
     run = open_run(run_dir)
-    task = pipeline.run_config(run).task
+    ctx = context(run, click.echo)
+    task = ctx.task
     task.check_options({k: v for k, v in options.items()})
     if output:
         _check_predict_out(run, output)
@@ -249,16 +294,16 @@ def predict(run_dir, inputs, input_file, output, **options):
 
         items += read_lines(input_file)
     options["out"] = output
-    task.predict(run, items, options, click.echo)
+    task.predict(ctx, items, options)
 
 
 @cli.command("export")
 @click.argument("run_dir", metavar="RUN")
-@click.option("--format", "fmt", type=click.Choice(["saved_model", "keras", "onnx", "tflite"]),
-              default="saved_model", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(list_formats()), default="saved_model", show_default=True,
+              help="; ".join(f"{name}: {FORMATS[name].help}" for name in list_formats()) + ".")
 @unsafe_option
 def export_cmd(run_dir, fmt):
-    """Export a run's model; the artifact is reloaded and checked before it is kept."""
+    """Export a run's model; the artifact is reloaded and checked before it is kept (formats: nnkit.export_formats)."""
     from nnkit import pipeline
     from nnkit.export import export
     from nnkit.runs import open_run

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from nnkit.errors import ConfigError
+from nnkit.strategies import STRATEGIES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -80,6 +81,31 @@ def _type_words(t, item_type=None) -> str:
     return words
 
 
+def declared(options: Mapping[str, Field], keys=None, *, help_prefix: str = "", **changes) -> dict:
+    """A task schema's share of a builder's declared options (``RNN_OPTIONS`` ...), in ``keys`` order.
+
+    The Field (type, range, default, help) is the builder's; ``changes`` holds
+    what this task changes: a plain value is its own default, a dict replaces
+    Field attributes (e.g. narrower ``choices`` or a help naming the arch).
+    """
+    import dataclasses
+
+    out = {}
+    for key in (keys if keys is not None else options):
+        field = options[key]
+        change = changes.pop(key, None)
+        if isinstance(change, dict):
+            field = dataclasses.replace(field, **change)
+        elif change is not None:
+            field = dataclasses.replace(field, default=change)
+        if help_prefix and not (isinstance(change, dict) and "help" in change):
+            field = dataclasses.replace(field, help=help_prefix + field.help)
+        out[key] = field
+    if changes:
+        raise ValueError(f"declared(): {sorted(changes)} are not among the keys taken ({', '.join(out)})")
+    return out
+
+
 # -- the sections every task shares ----------------------------------------------------
 
 RECIPE_SCHEMA = {
@@ -90,7 +116,6 @@ RECIPE_SCHEMA = {
 
 OPTIMIZERS = ("sgd", "adam", "rmsprop")
 SCHEDULES = ("constant", "cosine", "exponential", "step")
-STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
 TRAIN_SCHEMA = {
     "epochs": Field(10, "maximum number of epochs", min=1),
@@ -111,7 +136,7 @@ TRAIN_SCHEMA = {
     "patience": Field(5, "early-stopping patience in epochs", min=0),
     "seed": Field(0, "seed for splits, initialisation and shuffling", min=0),
     "deterministic": Field(False, "bitwise-repeatable ops (slower): tf.config.experimental.enable_op_determinism"),
-    "strategy": Field("default", "tf.distribute strategy", choices=STRATEGIES),
+    "strategy": Field("default", "tf.distribute strategy", choices=tuple(STRATEGIES)),
     "jit_compile": Field(False, "XLA-compile the train step", type=(bool, str)),
     "mixed_precision": Field(False, "mixed_float16 on GPU, mixed_bfloat16 on CPU"),
     "steps_per_execution": Field(1, "batches per tf.function call", min=1),

@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 from nnkit.errors import NnkitError
+from nnkit.strategies import STRATEGIES
 
 CPU_DEVICES_ENV = "NNKIT_CPU_DEVICES"
 
@@ -42,6 +43,13 @@ _STRATEGIES: dict = {}  # name -> strategy, created once per process
 
 
 # -- devices and strategies (before TensorFlow initialises) -------------------------------
+
+def progress_verbosity(train_cfg: dict) -> int:
+    """Keras ``verbose``: off, a bar on a terminal, one line per epoch in logs and CI."""
+    if not train_cfg["verbose"]:
+        return 0
+    return 1 if sys.stdout.isatty() else 2
+
 
 def configure_cpu_devices(count: int | None = None) -> int:
     """Split the CPU into ``count`` logical devices (default: ``$NNKIT_CPU_DEVICES``).
@@ -96,38 +104,15 @@ def prepare(train_cfg: dict) -> None:
 
 
 def strategy_from_config(train_cfg: dict):
-    import tensorflow as tf
-
+    """The configured strategy (nnkit.strategies), made once per process."""
     name = train_cfg["strategy"]
-    if name == "default":
-        return tf.distribute.get_strategy()
-    if name in _STRATEGIES:
-        return _STRATEGIES[name]
-    if name == "mirrored":
-        gpus = tf.config.list_logical_devices("GPU")
-        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
-        strategy = tf.distribute.MirroredStrategy(devices=devices)
-    elif name == "multi_worker":
-        if not os.environ.get("TF_CONFIG"):
-            raise NnkitError("train.strategy = 'multi_worker' needs the cluster in TF_CONFIG "
-                             "(or try it locally: nnkit run RECIPE --strategy multi_worker --workers 2 --local)")
-        cluster = tf.distribute.cluster_resolver.TFConfigClusterResolver()
-        options = tf.distribute.experimental.CommunicationOptions(
-            implementation=tf.distribute.experimental.CommunicationImplementation.AUTO)
-        strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=cluster,
-                                                             communication_options=options)
-    elif name == "tpu":
-        try:
-            resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
-            tf.config.experimental_connect_to_cluster(resolver)
-            tf.tpu.experimental.initialize_tpu_system(resolver)
-        except (ValueError, RuntimeError, tf.errors.NotFoundError) as exc:
-            raise NnkitError(f"train.strategy = 'tpu': no TPU found ({exc})") from None
-        strategy = tf.distribute.TPUStrategy(resolver)
-    else:
+    if name not in STRATEGIES:
         raise NnkitError(f"unknown train.strategy {name!r}")
-    _STRATEGIES[name] = strategy
-    return strategy
+    if name == "default":
+        return STRATEGIES[name].make()
+    if name not in _STRATEGIES:
+        _STRATEGIES[name] = STRATEGIES[name].make()
+    return _STRATEGIES[name]
 
 
 def is_chief() -> bool:
@@ -196,7 +181,6 @@ def fit_multi_worker(strategy, model, train_ds, val_ds, train_cfg, callbacks):
     import tensorflow as tf
     from keras.src.trainers.data_adapters.data_adapter_utils import unpack_x_y_sample_weight
 
-    from nnkit.train import _progress_verbosity
 
     optimizer = model.optimizer
     replicas = strategy.num_replicas_in_sync
@@ -254,7 +238,7 @@ def fit_multi_worker(strategy, model, train_ds, val_ds, train_cfg, callbacks):
     dist_train = strategy.experimental_distribute_dataset(train_ds)
     dist_val = strategy.experimental_distribute_dataset(val_ds) if val_ds is not None else None
     cardinality = int(train_ds.cardinality().numpy())
-    verbose = _progress_verbosity(train_cfg)
+    verbose = progress_verbosity(train_cfg)
     epochs = int(train_cfg["epochs"])
     callback_list = keras.callbacks.CallbackList(
         callbacks, add_history=True, add_progbar=verbose != 0, model=model, verbose=verbose,

@@ -70,11 +70,7 @@ def plot_history(run: Run) -> Path | None:
     rows = read_history(run)
     if not rows:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     names = [k for k in rows[0] if k not in ("epoch", "learning_rate") and not k.startswith("val_")]
     fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.2), squeeze=False)
     epochs = [int(r["epoch"]) + 1 for r in rows]
@@ -89,6 +85,16 @@ def plot_history(run: Run) -> Path | None:
     path = run.plot_dir / "learning_curves.png"
     save_figure(fig, path)
     return path
+
+
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend: the one place nnkit chooses a backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def save_figure(fig, path: Path) -> Path:

@@ -256,3 +256,23 @@ def base_meta(recipe: str, task: str, cfg: Mapping, command: list[str] | None = 
         "host": platform.node(),
         "stages": [],
     }
+
+
+def write_predictions(rows: list[dict], out: str | None, echo) -> None:
+    """Rows to CSV or JSON (by the --out extension), or CSV on standard output."""
+    import csv
+    import io
+
+    if out and out.endswith(".json"):
+        write_text(out, json.dumps(rows, indent=2) + "\n")
+        echo(out)
+        return
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    if out:
+        write_text(out, buffer.getvalue())
+        echo(out)
+    else:
+        echo(buffer.getvalue().rstrip("\n"))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from nnkit.distribute import progress_verbosity
 from nnkit.runs import Run, atomic_path
 
 
@@ -441,12 +441,6 @@ def callbacks_for(run: Run, train_cfg: dict, has_validation: bool, monitor: str 
 
 # -- fit ---------------------------------------------------------------------------------
 
-def _progress_verbosity(train_cfg: dict) -> int:
-    if not train_cfg["verbose"]:
-        return 0
-    return 1 if sys.stdout.isatty() else 2  # one line per epoch in logs and CI
-
-
 def fit(task, cfg: dict, prepared, run: Run, extra_callbacks: list | None = None) -> keras.Model:
     """Build, compile and train the task's model; save the best model to ``run.model_file``."""
     train_cfg = cfg["train"]
@@ -510,7 +504,7 @@ def _engine_for(strategy):
 
 def _keras_fit(model, train_ds, val_ds, train_cfg, callbacks):
     model.fit(train_ds, validation_data=val_ds, epochs=train_cfg["epochs"], callbacks=callbacks, shuffle=False,
-              verbose=_progress_verbosity(train_cfg))
+              verbose=progress_verbosity(train_cfg))
 
 
 def versions() -> dict:

@@ -13,7 +13,9 @@ import pytest
 
 from nnkit.datasets import prices as P
 from nnkit.errors import DataError
-from nnkit.tasks import forecasting as F
+from nnkit.tasks.forecasting import backtest, baselines, calendar, data
+from nnkit.tasks.forecasting import task as ftask
+from nnkit.tasks.forecasting import model as fmodel
 
 BASE_DATA = {"path": "", "ticker": "", "date_column": "", "target": "", "features": [], "ticker_column": "",
              "fill": "none", "transform": "log_return", "calendar": False, "window": 10, "horizon": 2,
@@ -128,7 +130,7 @@ def test_missing_values_forward_filled_when_asked(tmp_path):
 
 
 def test_too_short_and_non_positive(tmp_path):
-    task = F.ForecastingTask()
+    task = ftask.ForecastingTask()
     short = tmp_path / "short.csv"
     yahoo_frame(40).to_csv(short, index=False)
     cfg = {"data": data_cfg(path=str(short), window=30), "eval": {"season": 0, "ridge_alpha": 1.0, "interval": 0.9}}
@@ -151,7 +153,7 @@ def prepared_from(frame, tmp_path, **changes):
     path = tmp_path / "series.csv"
     frame.to_csv(path, index=False)
     cfg = {"data": data_cfg(path=str(path), **changes), "eval": {"season": 0, "ridge_alpha": 1.0, "interval": 0.9}}
-    return F.ForecastingTask().load(cfg), cfg
+    return ftask.ForecastingTask().load(cfg), cfg
 
 
 def test_scaler_uses_training_part_only(tmp_path):
@@ -180,8 +182,8 @@ def test_test_period_change_does_not_alter_training_inputs(tmp_path):
     origins = before.train["origins"]
     assert np.array_equal(origins, after.train["origins"])
     assert before.state["mean"] == after.state["mean"] and before.state["std"] == after.state["std"]
-    assert np.array_equal(F.windows_at(before, origins), F.windows_at(after, origins))
-    assert np.array_equal(F.targets_at(before, origins), F.targets_at(after, origins))
+    assert np.array_equal(data.windows_at(before, origins), data.windows_at(after, origins))
+    assert np.array_equal(data.targets_at(before, origins), data.targets_at(after, origins))
 
 
 @pytest.mark.parametrize("transform", ["log_return", "diff", "none"])
@@ -191,16 +193,16 @@ def test_windows_shapes_and_tf_pipeline(tmp_path, transform):
     L = 10 - 1 if transform != "none" else 10
     assert state["input_length"] == L and state["channels"] == ["target", "feature:Volume"]
     origins = prepared.val["origins"]
-    x, y = F.windows_at(prepared, origins), F.targets_at(prepared, origins)
+    x, y = data.windows_at(prepared, origins), data.targets_at(prepared, origins)
     assert x.shape == (len(origins), L, 2) and y.shape == (len(origins), 3)
-    batches = list(F.window_dataset(prepared, "val", batch_size=1000))
+    batches = list(data.window_dataset(prepared, "val", batch_size=1000))
     assert len(batches) == 1
     assert np.allclose(batches[0][0].numpy(), x) and np.allclose(batches[0][1].numpy(), y)
     # parts: validation targets inside the validation rows, test after them
     n_train, n_val, n = prepared.extra["bounds"]
     assert origins.min() + 1 >= n_train and origins.max() + 3 <= n_train + n_val - 1
     assert prepared.test["origins"].min() + 1 >= n_train + n_val and prepared.test["origins"].max() + 3 == n - 1
-    train = F.window_dataset(prepared, "train", 64, shuffle=True, seed=1)
+    train = data.window_dataset(prepared, "train", 64, shuffle=True, seed=1)
     assert sum(int(b[0].shape[0]) for b in train) == len(prepared.train["origins"])
 
 
@@ -209,8 +211,8 @@ def test_inverse_transform_round_trip(tmp_path, transform):
     prepared, _ = prepared_from(yahoo_frame(300), tmp_path, transform=transform, horizon=4)
     origins = prepared.test["origins"]
     prices = prepared.extra["prices"]
-    recovered = F.invert(prices[origins], F.targets_at(prepared, origins), prepared.state)
-    assert np.allclose(recovered, F.actual_at(prepared, origins), rtol=1e-5)
+    recovered = data.invert(prices[origins], data.targets_at(prepared, origins), prepared.state)
+    assert np.allclose(recovered, data.actual_at(prepared, origins), rtol=1e-5)
 
 
 @pytest.mark.parametrize("freq", ["D", "B"])
@@ -218,13 +220,13 @@ def test_calendar_features_numpy_equals_graph(freq):
     import tensorflow as tf
 
     dates = pd.date_range("1999-12-20", periods=900, freq=freq).to_numpy()
-    expected = F.calendar_features(dates, freq)
+    expected = calendar.calendar_features(dates, freq)
     strings = np.array([np.datetime_as_string(dates, unit="D")])
-    got = F.tf_calendar_features(tf.constant(strings), freq).numpy()[0]
+    got = calendar.tf_calendar_features(tf.constant(strings), freq).numpy()[0]
     assert np.allclose(got, expected, atol=1e-5)
     # each row carries the calendar of the next step: Friday -> Monday for business days
     friday = np.datetime64("2013-03-01")
-    assert F.next_day(np.array([friday]), freq)[0] == (np.datetime64("2013-03-04") if freq == "B"
+    assert calendar.next_day(np.array([friday]), freq)[0] == (np.datetime64("2013-03-04") if freq == "B"
                                                         else np.datetime64("2013-03-02"))
 
 
@@ -234,32 +236,32 @@ def test_baselines_on_a_known_series(tmp_path):
     frame = yahoo_frame(300)
     prepared, _ = prepared_from(frame, tmp_path, horizon=2)
     origins = prepared.test["origins"]
-    forecasts = F.baseline_forecasts(prepared, origins)
+    forecasts = baselines.baseline_forecasts(prepared, origins)
     prices = prepared.extra["prices"]
     assert np.allclose(forecasts["persistence"], prices[origins][:, None])
     assert np.allclose(forecasts["seasonal_naive"][:, 0], prices[origins - 4])  # 5 business days
-    assert set(forecasts) == set(F.BASELINES) and all(v.shape == (len(origins), 2) for v in forecasts.values())
+    assert set(forecasts) == set(baselines.BASELINES) and all(v.shape == (len(origins), 2) for v in forecasts.values())
 
 
 def test_diebold_mariano():
     rng = np.random.default_rng(0)
     base = rng.normal(size=(400, 1))
     better = base * 0.5
-    stat, p = F.diebold_mariano(better, base, 1)
+    stat, p = baselines.diebold_mariano(better, base, 1)
     assert stat < 0 and p < 1e-6
-    stat, p = F.diebold_mariano(base + rng.normal(0, 1e-3, base.shape), base, 1)
+    stat, p = baselines.diebold_mariano(base + rng.normal(0, 1e-3, base.shape), base, 1)
     assert p > 0.05
-    assert F.diebold_mariano(base[:, :1].repeat(3, 1), base[:, :1].repeat(3, 1) * 2, 3)[0] < 0
+    assert baselines.diebold_mariano(base[:, :1].repeat(3, 1), base[:, :1].repeat(3, 1) * 2, 3)[0] < 0
 
 
 # -- builders --------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("arch", F.ARCHS)
+@pytest.mark.parametrize("arch", fmodel.ARCHS)
 def test_every_arch_builds(arch):
     from nnkit.config import defaults
 
-    model_cfg = {**defaults(F.ForecastingTask.schema["model"]), "arch": arch}
-    model = F.build_forecaster(model_cfg, (9, 2), 3)
+    model_cfg = {**defaults(ftask.ForecastingTask.schema["model"]), "arch": arch}
+    model = fmodel.build_forecaster(model_cfg, (9, 2), 3)
     assert model.output_shape == (None, 3)
     assert all(layer.name.startswith("forecaster") for layer in model.layers)
 
@@ -288,13 +290,13 @@ def test_serving_matches_numpy_pipeline(tmp_path, calendar, features):
 
     prepared, cfg = prepared_from(yahoo_frame(300), tmp_path, calendar=calendar, features=features, horizon=3)
     state = prepared.state
-    model = F.build_forecaster(defaults(F.ForecastingTask.schema["model"]), (state["input_length"],
+    model = fmodel.build_forecaster(defaults(ftask.ForecastingTask.schema["model"]), (state["input_length"],
                                len(state["channels"])), 3)
     origins = prepared.test["origins"][:5]
-    expected = F.model_forecast(model, prepared, origins)
+    expected = fmodel.model_forecast(model, prepared, origins)
     state["interval"] = {"level": 0.9, "kind": "log_ratio", "lower": [-0.1] * 3, "upper": [0.1] * 3,
                          "method": "validation residual quantiles", "n": 10}
-    module, examples = F.ForecastingTask().serving(model, state, cfg)
+    module, examples = ftask.ForecastingTask().serving(model, state, cfg)
     rows = origins[:, None] + np.arange(-9, 1)
     inputs = {"prices": prepared.extra["prices"][rows].astype("float32")}
     if features:
@@ -309,7 +311,7 @@ def test_serving_matches_numpy_pipeline(tmp_path, calendar, features):
 
 def test_fold_bounds():
     d = data_cfg(window=10, horizon=2)
-    folds = F.fold_bounds(1000, 4, d)
+    folds = backtest.fold_bounds(1000, 4, d)
     assert len(folds) == 4 and folds[-1][3] == 1000
     for (n_train, n_val, start, end), following in zip(folds, folds[1:] + [None]):
         assert n_train + n_val == start and start < end  # train/val strictly before the test block
@@ -317,7 +319,7 @@ def test_fold_bounds():
             assert following[2] == end  # consecutive, non-overlapping blocks
     assert folds[0][3] - folds[0][2] == 150
     with pytest.raises(DataError, match="too short for 50 folds"):
-        F.fold_bounds(300, 50, d)
+        backtest.fold_bounds(300, 50, d)
 
 
 # -- end to end through the CLI -----------------------------------------------------------------------
@@ -336,7 +338,7 @@ def test_cli_run_predict_backtest_and_fresh_reload(tmp_path, yahoo_csv):
     assert result.output.strip().splitlines()[-1] == str(out)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["task"] == "forecasting" and metrics["primary"] == "rmse" and not metrics["higher_is_better"]
-    assert set(metrics["baselines"]) == set(F.BASELINES)
+    assert set(metrics["baselines"]) == set(baselines.BASELINES)
     assert {"rmse", "mae", "mape", "mase", "directional_accuracy", "dm_p_vs_persistence"} <= set(metrics["model"])
     assert metrics["verdict"] and (out / "model.keras").is_file()
     assert (out / "export" / "saved_model").is_dir() and (out / "plots" / "forecast_test.png").is_file()
@@ -357,7 +359,7 @@ def test_cli_run_predict_backtest_and_fresh_reload(tmp_path, yahoo_csv):
     model = load_model(out / "model.keras")
     logs = np.log(window.astype(np.float64))
     x = ((np.diff(logs, axis=1) - state["mean"][0]) / state["std"][0])[..., None].astype("float32")
-    expected = F.invert(window[:, -1], model.predict(x, verbose=0), state)
+    expected = data.invert(window[:, -1], model.predict(x, verbose=0), state)
     assert np.allclose(np.load(tmp_path / "fresh.npy"), expected, rtol=1e-4)
 
     # predict: the next business dates, an interval; beyond the trained horizon it goes recursive
@@ -375,9 +377,9 @@ def test_cli_run_predict_backtest_and_fresh_reload(tmp_path, yahoo_csv):
     # walk-forward backtest, refit per fold
     result = runner.invoke(cli, ["evaluate", str(out), "--backtest", "2"])
     assert result.exit_code == 0, result.output
-    backtest = json.loads((out / "backtest.json").read_text())
-    assert [f["fold"] for f in backtest["folds"]] == [1, 2] and (out / "plots" / "backtest.png").is_file()
-    assert backtest["folds"][0]["test_end"] < backtest["folds"][1]["test_start"]
+    folds_doc = json.loads((out / "backtest.json").read_text())
+    assert [f["fold"] for f in folds_doc["folds"]] == [1, 2] and (out / "plots" / "backtest.png").is_file()
+    assert folds_doc["folds"][0]["test_end"] < folds_doc["folds"][1]["test_start"]
     assert "Walk-forward backtest" in (out / "report.md").read_text()
     result = runner.invoke(cli, ["evaluate", str(out)])  # a plain re-evaluation keeps the backtest table
     assert result.exit_code == 0, result.output

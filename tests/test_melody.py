@@ -172,7 +172,7 @@ def test_builder_step_matches_full_model_and_rejects_bad_args():
 
 def test_transposition_augmentation_draws_one_key_per_melody_per_epoch():
     from nnkit.tasks.base import Prepared
-    from nnkit.tasks.language_model import LanguageModelTask
+    from nnkit.tasks.language_model.task import LanguageModelTask
 
     # two melodies, each in two keys (stored consecutively, as load() does)
     train = [[1, 5, 6, 2], [1, 7, 8, 2], [1, 5, 5, 5, 2], [1, 9, 9, 9, 2]]

@@ -241,7 +241,7 @@ def test_sparse_embedding_round_trip_and_equals_keras_embedding():
 
 
 def test_metrics_helpers():
-    from nnkit.tasks.embedding import category_metrics, majority, nearest, normalize
+    from nnkit.tasks.embedding.baselines import category_metrics, majority, nearest, normalize
 
     assert list(majority(np.array([[1, 2, 2, 1], [3, 1, 2, 4]]))) == [1, 3]  # ties: nearest wins
     vectors = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]], np.float32)
@@ -291,7 +291,8 @@ def test_run_folder(run_dir):
 
 
 def test_saved_model_in_fresh_process_equals_in_memory(run_dir, tmp_path):
-    from nnkit.tasks.embedding import EmbeddingTask, nearest, normalize
+    from nnkit.tasks.embedding.baselines import nearest, normalize
+    from nnkit.tasks.embedding.task import EmbeddingTask
     from nnkit.train import load_model
 
     task = EmbeddingTask()
@@ -368,7 +369,7 @@ def test_bad_data_via_cli_exits_2(tmp_path):
 
 
 def test_evaluation_without_categories_uses_cooccurrence():
-    from nnkit.tasks.embedding import EmbeddingTask
+    from nnkit.tasks.embedding.task import EmbeddingTask
 
     tokens = np.array([0, 1, 0, 1, 2, 3, 2, 3, 4, 5, 4, 5])
     data = S.from_arrays(tokens, np.arange(0, 13, 2), np.array(list("abcdef")))

@@ -183,7 +183,7 @@ def test_no_pickle_anywhere_in_nnkit():
 
 def test_a_run_folder_holds_no_pickled_file(tmp_path):
     """Every file nnkit writes in a run is JSON, TOML, CSV, Markdown, PNG, HDF5/zip, npz or TF's own."""
-    from nnkit.export import _save_check, load_check
+    from nnkit.export_formats import _save_check, load_check
 
     import numpy as np
 

@@ -74,7 +74,7 @@ def test_subword_run_exports_and_serves_what_the_model_says(tmp_path):
     from click.testing import CliRunner
 
     from nnkit.cli import cli
-    from nnkit.tasks.translation import TranslationTask, make_translator, translate_all
+    from nnkit.tasks.translation.task import TranslationTask, make_translator, translate_all
     from nnkit.train import load_model
 
     data = tmp_path / "pairs.tsv"

@@ -96,7 +96,7 @@ def test_tsv_reader_names_bad_encoding(tmp_path):
 def test_tokenizer_round_trip():
     import tensorflow as tf
 
-    from nnkit.builders.seq2seq import tf_detokenize, tf_tokenize
+    from nnkit.tasks.translation.tokens import tf_detokenize, tf_tokenize
 
     texts = ["vingt et unième", "lundi 5 janvier 1959", "二十一番目", "Été\u202f21:30"]
     chars = tf_tokenize(tf.constant(texts), "char")
@@ -131,7 +131,7 @@ def _tiny_model(arch="rnn", attention="additive", cell="gru", vocab=12, depth=1)
 def test_beam_width_one_equals_greedy(arch, attention, cell, depth):
     import tensorflow as tf
 
-    from nnkit.builders.seq2seq import Seq2SeqDecoder, beam_search, greedy_search
+    from nnkit.tasks.translation.decoding import Seq2SeqDecoder, beam_search, greedy_search
 
     model = _tiny_model(arch, attention, cell, depth=depth)
     # push the random model towards long outputs so the comparison covers many steps
@@ -152,7 +152,8 @@ def test_beam_width_one_equals_greedy(arch, attention, cell, depth):
 def test_decoding_stops_at_end_token_and_max_length():
     import tensorflow as tf
 
-    from nnkit.builders.seq2seq import END_ID, Seq2SeqDecoder, Seq2SeqTranslator, beam_search, greedy_search
+    from nnkit.tasks.translation.decoding import END_ID, Seq2SeqDecoder, beam_search, greedy_search
+    from nnkit.tasks.translation.serving import Seq2SeqTranslator
 
     model = _tiny_model()
     logits = model.get_layer("s2s_logits")
@@ -192,7 +193,7 @@ def test_builder_rejects_bad_arguments_and_names_layers():
 def test_transformer_reloads_in_safe_mode(tmp_path):
     import keras
 
-    from nnkit.builders.seq2seq import PositionalEmbedding
+    from nnkit.layers.positional import PositionalEmbedding
 
     model = _tiny_model("transformer", "none")
     x = [np.array([[4, 5, 3]], "int32"), np.array([[2, 6, 7]], "int32")]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import keras
+from nnkit.builders._keras import keras
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "rrelu", "step")
 NORMS = ("batch", "layer", "none")

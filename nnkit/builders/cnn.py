@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import keras
+from nnkit.builders._keras import keras
+from nnkit.config import Field
 
-from nnkit.builders.blocks import (activation as apply_activation, check_choice, check_positive, check_rate, classifier_head,
+from nnkit.builders.blocks import (ACTIVATIONS, activation as apply_activation, check_choice, check_positive, check_rate, classifier_head,
                                    normalization)
 
 POOLING = ("max", "avg", "none")
@@ -25,6 +26,21 @@ def conv_block(x, filters: int, *, kernel_size: int, convs: int, pooling: str, n
     if dropout:
         x = keras.layers.Dropout(dropout, name=f"{name}_dropout")(x)
     return x
+
+
+CNN_OPTIONS = {  # declared once (see nnkit.builders.rnn.RNN_OPTIONS)
+    "filters": Field([32, 64], "filters per conv block", min=1),
+    "kernel_size": Field(3, "kernel size", min=1),
+    "convs_per_block": Field(1, "convolutions per block", min=1),
+    "pooling": Field("max", "pooling after each block", choices=POOLING),
+    "norm": Field("batch", "normalisation", choices=("batch", "layer", "none")),
+    "activation": Field("relu", "hidden activation", choices=ACTIVATIONS),
+    "dropout": Field(0.0, "dropout after each block", min=0.0, max=0.9),
+    "dense_units": Field(128, "hidden dense units after the feature map (0 = none)", min=0),
+    "head_dropout": Field(0.3, "dropout before the classifier", min=0.0, max=0.9),
+    "head": Field("flatten", "flatten the last feature map, or global average pooling", choices=("flatten", "gap")),
+    "augment": Field(False, "random translation and zoom (inside the model, training only)"),
+}
 
 
 def build_cnn(input_shape, num_classes: int, *, filters=(32, 64), kernel_size: int = 3, convs_per_block: int = 1,

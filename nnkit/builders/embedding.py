@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-import keras
+from nnkit.builders._keras import keras
+from nnkit.config import Field
 
 from nnkit.builders.blocks import check_positive
-from nnkit.layers.embedding import SparseEmbedding
+
+
+ITEM2VEC_OPTIONS = {  # declared once (see nnkit.builders.rnn.RNN_OPTIONS); num_negatives is the
+    # sampler's too, so the task passes it (config key ``negatives``)
+    "dim": Field(64, "embedding dimension", min=1),
+}
 
 
 def build_item2vec(vocab_size: int, *, dim: int = 64, num_negatives: int = 5, num_categories: int = 0,
@@ -33,6 +39,7 @@ def build_item2vec(vocab_size: int, *, dim: int = 64, num_negatives: int = 5, nu
     check_positive("dim", dim)
     check_positive("num_negatives", num_negatives)
     check_positive("num_categories", num_categories, allow_zero=True)
+    from nnkit.layers.embedding import SparseEmbedding  # registered with Keras on import
     target = keras.Input(shape=(), dtype="int32", name="target")
     contexts = keras.Input(shape=(1 + num_negatives,), dtype="int32", name="contexts")
     scale = 0.5 / dim  # word2vec's initialisation: small uniform targets, zero contexts

@@ -12,10 +12,23 @@ the recurrent state carried explicitly, for sampling loops inside a graph.
 
 from __future__ import annotations
 
-import keras
+from nnkit.builders._keras import keras
+from nnkit.config import Field
 
-from nnkit.builders.blocks import check_choice, check_positive, check_rate, normalization
+from nnkit.builders.blocks import check_choice, check_positive, check_rate
 from nnkit.builders.rnn import CELLS, rnn_stack
+
+
+LANGUAGE_MODEL_OPTIONS = {  # declared once (see nnkit.builders.rnn.RNN_OPTIONS)
+    "cell": Field("lstm", "recurrent cell", choices=("lstm", "gru", "simple")),
+    "embedding_dim": Field(64, "token vector size", min=1),
+    "units": Field(256, "units per recurrent layer", min=1),
+    "depth": Field(1, "stacked recurrent layers", min=1),
+    "dropout": Field(0.0, "dropout after each recurrent layer", min=0.0, max=0.9),
+    "embedding_dropout": Field(0.0, "dropout on the token vectors", min=0.0, max=0.9),
+    "recurrent_dropout": Field(0.0, "dropout on the recurrent connections", min=0.0, max=0.9),
+    "norm": Field("none", "normalisation after each recurrent layer", choices=("layer", "batch", "none")),
+}
 
 
 def build_language_model(vocab_size: int, *, embedding_dim: int = 64, cell: str = "lstm", units: int = 256,

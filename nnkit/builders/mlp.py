@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-import keras
+from nnkit.builders._keras import keras
+from nnkit.config import Field
 
-from nnkit.builders.blocks import check_choice, check_positive, check_rate, classifier_head, dense_block
+from nnkit.builders.blocks import ACTIVATIONS, check_choice, check_positive, check_rate, classifier_head, dense_block
+
+
+MLP_OPTIONS = {  # declared once (see nnkit.builders.rnn.RNN_OPTIONS)
+    "depth": Field(2, "hidden layers", min=0),
+    "width": Field(64, "hidden units", min=1),
+    "activation": Field("relu", "hidden activation", choices=ACTIVATIONS),
+    "norm": Field("none", "normalisation after each hidden layer", choices=("batch", "layer", "none")),
+    "dropout": Field(0.0, "dropout after each hidden layer", min=0.0, max=0.9),
+}
 
 
 def build_mlp(input_shape, num_outputs: int, *, depth: int = 2, width: int = 64, activation: str = "relu",

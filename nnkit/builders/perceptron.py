@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import keras
+from nnkit.builders._keras import keras
 
 from nnkit.builders.blocks import check_choice, check_positive
 

@@ -7,12 +7,27 @@ synced many-to-many (an output at every step).
 
 from __future__ import annotations
 
-import keras
+from nnkit.builders._keras import keras
+from nnkit.config import Field
 
 from nnkit.builders.blocks import check_choice, check_positive, check_rate, normalization
 
-CELLS = {"simple": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
+CELLS = {"simple": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}  # keras.layers class names
 HEADS = ("last", "sequence")
+
+
+# build_rnn's options, declared once: task schemas reuse them (nnkit.config.declared), and
+# nnkit.builders.options.build_from_config passes the configured ones to the builder
+RNN_OPTIONS = {
+    "cell": Field("lstm", "recurrent cell", choices=tuple(CELLS)),
+    "units": Field(64, "units per recurrent layer", min=1),
+    "depth": Field(1, "stacked recurrent layers (deep RNN when > 1)", min=1),
+    "bidirectional": Field(False, "read the sequence both ways"),
+    "norm": Field("none", "normalisation after each recurrent layer", choices=("batch", "layer", "none")),
+    "dropout": Field(0.0, "dropout after each recurrent layer", min=0.0, max=0.9),
+    "recurrent_dropout": Field(0.0, "dropout on the recurrent state (slower: no cuDNN kernel)", min=0.0, max=0.9),
+    "dense_units": Field(0, "hidden dense layer before the head (0 = none)", min=0),
+}
 
 
 def rnn_stack(x, *, cell: str = "lstm", units: int = 64, depth: int = 1, bidirectional: bool = False,
@@ -26,7 +41,7 @@ def rnn_stack(x, *, cell: str = "lstm", units: int = 64, depth: int = 1, bidirec
     check_rate("recurrent_dropout", recurrent_dropout)
     for i in range(depth):
         sequences = return_sequences or i < depth - 1
-        layer = CELLS[cell](units, return_sequences=sequences, recurrent_dropout=recurrent_dropout,
+        layer = getattr(keras.layers, CELLS[cell])(units, return_sequences=sequences, recurrent_dropout=recurrent_dropout,
                             name=f"{name}_{cell}{i + 1}")
         if bidirectional:
             layer = keras.layers.Bidirectional(layer, name=f"{name}_bi{cell}{i + 1}")

@@ -7,9 +7,10 @@ forecast horizon, for direct multi-step forecasts).
 
 from __future__ import annotations
 
-import keras
+from nnkit.builders._keras import keras
+from nnkit.config import Field
 
-from nnkit.builders.blocks import activation, check_choice, check_positive, check_rate, normalization
+from nnkit.builders.blocks import ACTIVATIONS, activation, check_choice, check_positive, check_rate, normalization
 
 POOLING = ("last", "avg", "flatten")
 
@@ -29,6 +30,16 @@ def conv1d_block(x, filters: int, *, kernel_size: int = 3, dilation_rate: int = 
             shortcut = keras.layers.Conv1D(filters, 1, name=f"{name}_project")(shortcut)
         x = keras.layers.Add(name=f"{name}_add")([shortcut, x])
     return x
+
+
+CONV1D_OPTIONS = {  # declared once (see nnkit.builders.rnn.RNN_OPTIONS)
+    "filters": Field([32, 32], "filters per causal block (dilation doubles each block)", min=1),
+    "kernel_size": Field(3, "kernel width", min=1),
+    "activation": Field("relu", "hidden activation", choices=ACTIVATIONS),
+    "norm": Field("none", "normalisation after each block", choices=("batch", "layer", "none")),
+    "dropout": Field(0.0, "dropout after each block", min=0.0, max=0.9),
+    "dense_units": Field(0, "hidden dense layer before the head (0 = none)", min=0),
+}
 
 
 def build_conv1d(input_shape, num_outputs: int, *, filters=(32, 32), kernel_size: int = 3, dilated: bool = True,

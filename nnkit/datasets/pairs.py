@@ -8,7 +8,7 @@ them only when asked (``data.skip_bad_lines = true``), otherwise it raises a
 
 The clean-up that must also happen at serving time (whitespace, optional
 lowercasing, punctuation spacing, tokenisation) runs as TensorFlow ops in
-``nnkit.builders.seq2seq`` so training and the SavedModel share one code
+``nnkit.tasks.translation.tokens`` so training and the SavedModel share one code
 path; Unicode normalisation (NFC/NFKC) happens here, in Python, on the
 training data and on ``nnkit predict`` inputs (core TensorFlow has no
 normalisation op).

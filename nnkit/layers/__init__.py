@@ -2,5 +2,6 @@
 
 from nnkit.layers.activations import RandomizedLeakyReLU, StepActivation
 from nnkit.layers.embedding import SparseEmbedding
+from nnkit.layers.positional import PositionalEmbedding
 
-__all__ = ["RandomizedLeakyReLU", "SparseEmbedding", "StepActivation"]
+__all__ = ["PositionalEmbedding", "RandomizedLeakyReLU", "SparseEmbedding", "StepActivation"]

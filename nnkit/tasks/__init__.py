@@ -15,12 +15,12 @@ from nnkit.errors import NnkitError
 TASKS = {
     "binary_classification": "nnkit.tasks.binary_classification:BinaryClassificationTask",
     "image_classification": "nnkit.tasks.image_classification:ImageClassificationTask",
-    "forecasting": "nnkit.tasks.forecasting:ForecastingTask",
-    "sequence_classification": "nnkit.tasks.sequence:SequenceClassificationTask",
-    "sequence_labeling": "nnkit.tasks.sequence:SequenceLabelingTask",
-    "language_model": "nnkit.tasks.language_model:LanguageModelTask",
-    "translation": "nnkit.tasks.translation:TranslationTask",
-    "embedding": "nnkit.tasks.embedding:EmbeddingTask",
+    "forecasting": "nnkit.tasks.forecasting.task:ForecastingTask",
+    "sequence_classification": "nnkit.tasks.sequence.classification:SequenceClassificationTask",
+    "sequence_labeling": "nnkit.tasks.sequence.labeling:SequenceLabelingTask",
+    "language_model": "nnkit.tasks.language_model.task:LanguageModelTask",
+    "translation": "nnkit.tasks.translation.task:TranslationTask",
+    "embedding": "nnkit.tasks.embedding.task:EmbeddingTask",
 }
 
 

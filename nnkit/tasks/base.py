@@ -11,7 +11,7 @@ The pipeline (``nnkit.pipeline``) calls, in order::
     evaluation = task.evaluate(model, prepared, cfg)
     plots      = task.plots(model, prepared, evaluation, run)
     module, examples = task.serving(model, state, cfg)   # exported as a SavedModel
-    task.predict(run, inputs, options)            # reads only the run folder
+    task.predict(ctx, inputs, options)            # reads only the run folder (ctx: RunContext)
 
 ``prepared.state`` is JSON-able and saved as ``state.json``: everything that
 serving and prediction need besides the weights (class names, scalers,
@@ -22,7 +22,7 @@ window sizes). ``serving`` gets the state, never the training data, so
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from nnkit.errors import NnkitError
 
@@ -55,14 +55,64 @@ class Evaluation:
     artifacts: dict = field(default_factory=dict)  # in-memory leftovers for plots (not saved)
 
 
+@dataclass(frozen=True)
+class Option:
+    """A task-specific command-line option; ``nnkit predict`` / ``evaluate`` build their flags from these.
+
+    ``name`` is the Python name (``top_k`` is ``--top-k``); ``type`` is int,
+    float or str; ``min`` (exclusive when ``min_open``) bounds numbers.
+    """
+
+    name: str
+    type: type
+    help: str
+    min: float | None = None
+    min_open: bool = False
+    flag: str = ""  # a flag other than --name (e.g. "-k")
+
+    @property
+    def flags(self) -> list[str]:
+        return [self.flag or "--" + self.name.replace("_", "-")]
+
+
+@dataclass
+class RunContext:
+    """What a task gets from the run it works for, handed in by the caller (``nnkit.predictions.context``).
+
+    Tasks sit below the machinery that trains, exports and loads; they never
+    import it. Whatever a task needs from that machinery comes in here, as data
+    or as functions, so imports keep pointing down.
+    """
+
+    run: Any  # the run folder (nnkit.runs.Run): state(), config(), paths
+    cfg: dict  # the run's resolved config
+    task: Any = None  # the run's task
+    echo: Callable[[str], None] = print  # one line to standard output
+    endpoint: Callable | None = None  # endpoint(name) -> fn(**numpy inputs) -> {output: numpy}, loaded once
+    load_model: Callable | None = None  # load_model() -> the run's Keras model (model.keras)
+    fit: Callable | None = None  # fit(cfg, prepared) -> (model, epochs): nnkit.train.fit in a scratch folder
+    report: Callable | None = None  # report() -> rewrites report.md from metrics.json
+
+    def call_endpoint(self, name: str, **inputs) -> dict:
+        """Call one endpoint of the run's exported SavedModel on numpy inputs."""
+        return self.endpoint(name)(**inputs)
+
+
 class Task:
     """Base class. Subclasses set the class attributes and implement the hooks."""
 
     name: str = ""
     schema: Mapping = {}  # {"data": {...Field}, "model": {...}, "eval": {...}}
     train_defaults: Mapping = {}  # defaults for shared train keys, e.g. {"epochs": 30}
-    # predict options this task accepts (beyond the inputs); the CLI rejects others
-    predict_options: frozenset = frozenset()
+    # -- optional parts of the contract (a task defines them only when it has them) -----
+    # predict_options: the `nnkit predict` options this task takes beyond its inputs; the CLI
+    #   offers the union over all tasks and rejects, per run, the ones its task does not take.
+    # evaluate_options: `nnkit evaluate` options; each names a method ``name(ctx, value)`` the
+    #   CLI calls instead of the plain evaluation (forecasting: ``backtest(ctx, k)``).
+    # check_config(cfg): cross-key checks the Fields cannot express, before anything is written
+    #   (a ConfigError naming the keys); called by the task itself in ``load`` / ``build_model``.
+    predict_options: tuple = ()
+    evaluate_options: tuple = ()
 
     # -- data and model ---------------------------------------------------------------
     def load(self, cfg: dict) -> Prepared:
@@ -105,14 +155,17 @@ class Task:
         """
         raise NotImplementedError
 
-    def predict(self, run, inputs: list[str], options: dict, echo) -> None:
-        """Predict from raw inputs using only the run folder; ``echo`` prints a line."""
+    def predict(self, ctx: RunContext, inputs: list[str], options: dict) -> None:
+        """Predict from raw inputs using only the run folder (``ctx.run``); ``ctx.echo`` prints a line."""
         raise NotImplementedError
 
     # -- helpers for subclasses ----------------------------------------------------------
-    def check_options(self, options: Mapping) -> None:
-        extra = sorted(k for k, v in options.items() if v is not None and k not in self.predict_options)
+    def check_options(self, options: Mapping, declared: tuple | None = None, command: str = "predict") -> None:
+        """Refuse options given on the command line that this task does not declare."""
+        declared = self.predict_options if declared is None else declared
+        names = {o.name for o in declared}
+        extra = sorted(k for k, v in options.items() if v is not None and v is not False and k not in names)
         if extra:
-            allowed = ", ".join("--" + o.replace("_", "-") for o in sorted(self.predict_options)) or "none"
-            raise NnkitError(f"predict option(s) {', '.join('--' + e.replace('_', '-') for e in extra)} "
+            allowed = ", ".join("--" + o.replace("_", "-") for o in sorted(names)) or "none"
+            raise NnkitError(f"{command} option(s) {', '.join('--' + e.replace('_', '-') for e in extra)} "
                              f"do not apply to task '{self.name}' (options it takes: {allowed})")

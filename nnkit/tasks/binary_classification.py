@@ -13,10 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from nnkit.config import Field
+from nnkit.builders.mlp import MLP_OPTIONS
+from nnkit.builders.options import build_from_config
+from nnkit.config import Field, declared
 from nnkit.errors import DataError
-from nnkit.predictions import call_endpoint, write_predictions
-from nnkit.runs import fingerprint
+from nnkit.runs import fingerprint, write_predictions
 from nnkit.tasks import classification as clf
 from nnkit.tasks.base import Evaluation, Prepared, Task
 
@@ -77,17 +78,13 @@ class BinaryClassificationTask(Task):
             "arch": Field("perceptron", "one neuron, or a multi-layer perceptron", choices=("perceptron", "mlp")),
             "activation": Field("step", "perceptron: step (Heaviside) or sigmoid; mlp: hidden activation",
                                 choices=("step", "sigmoid", "tanh", "relu", "leaky_relu", "rrelu")),
-            "depth": Field(2, "mlp: hidden layers", min=0),
-            "width": Field(32, "mlp: hidden units", min=1),
-            "norm": Field("none", "mlp: normalisation", choices=("batch", "layer", "none")),
-            "dropout": Field(0.0, "mlp: dropout", min=0.0, max=0.9),
+            **declared(MLP_OPTIONS, ("depth", "width", "norm", "dropout"), help_prefix="mlp: ", width=32),
         },
         "eval": {},
     }
     # plain SGD with a squared error: for a step neuron that is Rosenblatt's rule
     train_defaults = {"epochs": 60, "batch_size": 16, "optimizer": "sgd", "momentum": 0.0,
                       "learning_rate": 0.01, "patience": 10}
-    predict_options = frozenset()
 
     def load(self, cfg: dict) -> Prepared:
         data = cfg["data"]
@@ -128,8 +125,7 @@ class BinaryClassificationTask(Task):
                 raise DataError(f"model.activation = {m['activation']!r}: the perceptron takes 'step' or 'sigmoid'")
             return build_perceptron(features, activation=m["activation"])
         activation = "relu" if m["activation"] == "step" else m["activation"]
-        return build_mlp((features,), 1, depth=m["depth"], width=m["width"], activation=activation,
-                         norm=m["norm"], dropout=m["dropout"])
+        return build_from_config(build_mlp, MLP_OPTIONS, m, (features,), 1, activation=activation)
 
     def compile_kwargs(self, cfg: dict, prepared: Prepared) -> dict:
         step = cfg["model"]["arch"] == "perceptron" and cfg["model"]["activation"] == "step"
@@ -153,29 +149,15 @@ class BinaryClassificationTask(Task):
         return [clf.plot_confusion(evaluation.details, run.plot_dir / "confusion_matrix.png")]
 
     def serving(self, model, state: dict, cfg: dict):
-        import tensorflow as tf
+        from nnkit.tasks.classification_serving import TableClassifierServing
 
         features = len(state["features"])
-
-        class TableClassifierServing(tf.Module):
-            def __init__(self):
-                super().__init__()
-                self.model = model
-                self.mean = tf.constant(state["mean"], tf.float32)
-                self.std = tf.constant(state["std"], tf.float32)
-                self.class_names = tf.constant(state["class_names"])
-
-            @tf.function(input_signature=[tf.TensorSpec([None, features], tf.float32, name="features")])
-            def classify(self, features):
-                p = self.model((features - self.mean) / self.std, training=False)[:, 0]
-                index = tf.cast(p >= 0.5, tf.int32)
-                return {"probability": p, "class_index": index, "class_name": tf.gather(self.class_names, index)}
-
         example = (np.asarray(state["mean"]) + np.asarray(state["std"]) *
                    np.random.default_rng(0).normal(size=(4, features))).astype("float32")
-        return TableClassifierServing(), {"classify": {"features": example}}
+        return TableClassifierServing(model, state), {"classify": {"features": example}}
 
-    def predict(self, run, inputs: list, options: dict, echo) -> None:
+    def predict(self, ctx, inputs: list, options: dict) -> None:
+        run, echo = ctx.run, ctx.echo
         from nnkit.datasets.tables import read_csv
 
         state = run.state()
@@ -193,7 +175,7 @@ class BinaryClassificationTask(Task):
         if not np.isfinite(x).all():
             row = int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0]) + 2
             raise DataError(f"{path}, line {row}: missing or non-finite feature value")
-        out = call_endpoint(run, "classify", features=x)
+        out = ctx.call_endpoint("classify", features=x)
         rows = [{"row": i + 1, "class": c.decode() if isinstance(c, bytes) else str(c), "probability": float(p)}
                 for i, (c, p) in enumerate(zip(out["class_name"], out["probability"]))]
         write_predictions(rows, options.get("out"), echo)

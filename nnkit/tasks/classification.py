@@ -88,13 +88,9 @@ def sklearn_baselines(x_train, y_train, x_test, y_test, class_names, which=("maj
 
 
 def plot_confusion(details: dict, path, title: str = "confusion matrix (test)"):
-    import matplotlib
+    from nnkit.report import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from nnkit.report import save_figure
-
+    plt = pyplot()
     matrix = np.asarray(details["confusion_matrix"])
     names = details["class_names"]
     size = max(4.0, 0.45 * len(names) + 2)

@@ -11,14 +11,15 @@ from pathlib import Path
 
 import numpy as np
 
-from nnkit.config import Field
+from nnkit.builders.cnn import CNN_OPTIONS
+from nnkit.builders.mlp import MLP_OPTIONS
+from nnkit.builders.options import build_from_config
+from nnkit.config import Field, declared
 from nnkit.errors import DataError
-from nnkit.runs import fingerprint
+from nnkit.runs import fingerprint, write_predictions
 from nnkit.tasks import classification as clf
-from nnkit.predictions import call_endpoint, write_predictions
 from nnkit.tasks.base import Evaluation, Prepared, Task
 
-ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "rrelu", "step")
 
 
 class ImageClassificationTask(Task):
@@ -33,20 +34,11 @@ class ImageClassificationTask(Task):
         },
         "model": {
             "arch": Field("cnn", "model family", choices=("cnn", "mlp")),
-            "filters": Field([32, 64], "cnn: filters per conv block", min=1),
-            "kernel_size": Field(3, "cnn: kernel size", min=1),
-            "convs_per_block": Field(1, "cnn: convolutions per block", min=1),
-            "pooling": Field("max", "cnn: pooling after each block", choices=("max", "avg", "none")),
-            "norm": Field("batch", "normalisation", choices=("batch", "layer", "none")),
-            "activation": Field("relu", "hidden activation", choices=ACTIVATIONS),
-            "dropout": Field(0.0, "dropout after each block", min=0.0, max=0.9),
-            "dense_units": Field(128, "cnn: hidden dense units after the feature map (0 = none)", min=0),
-            "head": Field("flatten", "cnn: flatten the last feature map, or global average pooling",
-                          choices=("flatten", "gap")),
-            "head_dropout": Field(0.3, "dropout before the classifier", min=0.0, max=0.9),
-            "augment": Field(False, "random translation and zoom (inside the model, training only)"),
-            "depth": Field(2, "mlp: hidden layers", min=0),
-            "width": Field(128, "mlp: hidden units", min=1),
+            **declared(CNN_OPTIONS, ("filters", "kernel_size", "convs_per_block", "pooling"), help_prefix="cnn: "),
+            **declared(CNN_OPTIONS, ("norm", "activation", "dropout")),  # shared by cnn and mlp
+            **declared(CNN_OPTIONS, ("dense_units", "head"), help_prefix="cnn: "),
+            **declared(CNN_OPTIONS, ("head_dropout", "augment")),
+            **declared(MLP_OPTIONS, ("depth", "width"), help_prefix="mlp: ", width=128),
         },
         "eval": {
             "baselines": Field(["majority", "logistic", "svc"], "classical baselines in the report",
@@ -56,7 +48,6 @@ class ImageClassificationTask(Task):
         },
     }
     train_defaults = {"epochs": 30, "batch_size": 32, "patience": 6}
-    predict_options = frozenset()
 
     # -- data ---------------------------------------------------------------------------
     def load(self, cfg: dict) -> Prepared:
@@ -111,13 +102,9 @@ class ImageClassificationTask(Task):
 
             inputs = keras.Input(shape, name="image")
             scaled = keras.layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
-            mlp = build_mlp(shape, classes, depth=m["depth"], width=m["width"], activation=m["activation"],
-                            norm=m["norm"], dropout=m["dropout"])
+            mlp = build_from_config(build_mlp, MLP_OPTIONS, m, shape, classes)
             return keras.Model(inputs, mlp(scaled), name="image_mlp")
-        return build_cnn(shape, classes, filters=m["filters"], kernel_size=m["kernel_size"],
-                         convs_per_block=m["convs_per_block"], pooling=m["pooling"], norm=m["norm"],
-                         activation=m["activation"], dropout=m["dropout"], dense_units=m["dense_units"],
-                         head_dropout=m["head_dropout"], head=m["head"], augment=m["augment"])
+        return build_from_config(build_cnn, CNN_OPTIONS, m, shape, classes)
 
     def compile_kwargs(self, cfg: dict, prepared: Prepared) -> dict:
         return {"loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"]}
@@ -145,13 +132,9 @@ class ImageClassificationTask(Task):
         return [p for p in paths if p]
 
     def _plot_misclassified(self, prepared, evaluation, path, limit):
-        import matplotlib
+        from nnkit.report import pyplot, save_figure
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        from nnkit.report import save_figure
-
+        plt = pyplot()
         x_test, y_test = prepared.test
         predicted = evaluation.artifacts["predicted"]
         wrong = np.flatnonzero(predicted != y_test)[:limit]
@@ -173,29 +156,14 @@ class ImageClassificationTask(Task):
 
     # -- serving and prediction --------------------------------------------------------
     def serving(self, model, state: dict, cfg: dict):
-        import tensorflow as tf
-
-        spec = tf.TensorSpec([None, state["height"], state["width"], state["channels"]], tf.uint8, name="images")
-
-        class ImageClassifierServing(tf.Module):
-            def __init__(self):
-                super().__init__()
-                self.model = model
-                self.class_names = tf.constant(state["class_names"])
-
-            @tf.function(input_signature=[spec])
-            def classify(self, images):
-                probabilities = self.model(tf.cast(images, tf.float32), training=False)
-                index = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
-                return {"probabilities": probabilities, "class_index": index,
-                        "class_name": tf.gather(self.class_names, index),
-                        "probability": tf.reduce_max(probabilities, axis=-1)}
+        from nnkit.tasks.classification_serving import ImageClassifierServing
 
         rng = np.random.default_rng(0)
         example = rng.integers(0, 256, size=(3, state["height"], state["width"], state["channels"]), dtype=np.uint8)
-        return ImageClassifierServing(), {"classify": {"images": example}}
+        return ImageClassifierServing(model, state), {"classify": {"images": example}}
 
-    def predict(self, run, inputs: list, options: dict, echo) -> None:
+    def predict(self, ctx, inputs: list, options: dict) -> None:
+        run, echo = ctx.run, ctx.echo
         from nnkit.datasets.images import IMAGE_EXTENSIONS, load_npz, read_image_file
 
         state = run.state()
@@ -222,7 +190,7 @@ class ImageClassificationTask(Task):
             else:
                 names.append(str(path))
                 images.append(read_image_file(path, size, channels))
-        outputs = call_endpoint(run, "classify", images=np.stack(images).astype("uint8"))
+        outputs = ctx.call_endpoint("classify", images=np.stack(images).astype("uint8"))
         rows = [{"input": n, "class": c.decode() if isinstance(c, bytes) else str(c), "probability": float(p)}
                 for n, c, p in zip(names, outputs["class_name"], outputs["probability"])]
         write_predictions(rows, options.get("out"), echo)

@@ -24,10 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from nnkit.config import Field
+from nnkit.builders.options import build_from_config
+from nnkit.builders.seq2seq import SEQ2SEQ_OPTIONS
+from nnkit.config import Field, declared
 from nnkit.errors import DataError, NnkitError
 from nnkit.runs import fingerprint
-from nnkit.tasks.base import Evaluation, Prepared, Task
+from nnkit.tasks.base import Evaluation, Option, Prepared, Task
+from nnkit.tasks.translation.plots import attention_heatmaps, prepared_cfg_heatmaps
 
 LANGS = ("fr", "es", "de", "it", "ja")
 # languages whose number words are written as one long compound (or without spaces): words won't do
@@ -67,30 +70,10 @@ def tokenization(cfg: dict) -> str:
     return "char" if cfg["data"]["target_lang"] in CHAR_LANGS else "word"
 
 
-def text_tokenizer(state: dict):
-    """The subword tokenizer of a run (a tf.Module), or None for the built-in word/char tokens."""
-    if state["tokenize"] != "subword":
-        return None
-    from nnkit.datasets.subwords import SubwordTokenizer, decode_model
-
-    return SubwordTokenizer(decode_model(state["subword_model"]), state["normalize"], state["lowercase"])
-
-
-def tokenize_texts(texts, state: dict, tokenizer=None):
-    """Strings -> ragged string tokens, the way the translator tokenizes them."""
-    import tensorflow as tf
-
-    from nnkit.builders.seq2seq import tf_tokenize
-
-    if state["tokenize"] == "subword":
-        return (tokenizer or text_tokenizer(state)).tokenize(tf.constant(texts))
-    return tf_tokenize(tf.constant(texts), state["tokenize"], state["lowercase"], state["punctuation_spacing"])
-
-
 def _vocabulary(token_lists, max_size: int, min_count: int) -> list[str]:
     from collections import Counter
 
-    from nnkit.builders.seq2seq import SPECIAL_TOKENS
+    from nnkit.tasks.translation.tokens import SPECIAL_TOKENS
 
     counts = Counter(t for tokens in token_lists for t in tokens)
     for special in ("", "[UNK]") + SPECIAL_TOKENS:
@@ -108,7 +91,8 @@ def lookup(vocab, invert: bool = False):
 
 
 def make_translator(model, state: dict, beam_width: int | None = None):
-    from nnkit.builders.seq2seq import Seq2SeqTranslator
+    from nnkit.tasks.translation.serving import Seq2SeqTranslator
+    from nnkit.tasks.translation.tokens import text_tokenizer
 
     return Seq2SeqTranslator(model, state["source_vocab"], state["target_vocab"], tokenize=state["tokenize"],
                              tokenizer=text_tokenizer(state),
@@ -169,18 +153,7 @@ class TranslationTask(Task):
             "test_fraction": Field(0.1, "test share (by distinct source)", min=0.01, max=0.5),
         },
         "model": {
-            "arch": Field("rnn", "encoder-decoder family", choices=("rnn", "transformer")),
-            "cell": Field("gru", "rnn: recurrent cell", choices=("gru", "lstm")),
-            "attention": Field("additive", "rnn: attention over the encoder outputs",
-                               choices=("none", "additive", "dot")),
-            "bidirectional": Field(True, "rnn: bidirectional encoder"),
-            "depth": Field(1, "recurrent layers (rnn) or blocks (transformer) per side", min=1),
-            "units": Field(128, "recurrent units / transformer width", min=1),
-            "embed_dim": Field(64, "rnn: token embedding size", min=1),
-            "norm": Field("layer", "rnn: layer norm on the attentional vector", choices=("layer", "none")),
-            "dropout": Field(0.0, "dropout rate", min=0.0, max=0.9),
-            "heads": Field(4, "transformer: attention heads", min=1),
-            "ff_dim": Field(256, "transformer: feed-forward width", min=1),
+            **declared(SEQ2SEQ_OPTIONS),
         },
         "eval": {
             "beam_width": Field(1, "decoding beam width (1 = greedy); also the SavedModel's", min=1),
@@ -191,13 +164,14 @@ class TranslationTask(Task):
         },
     }
     train_defaults = {"epochs": 8, "batch_size": 64, "learning_rate": 0.003, "clipnorm": 1.0, "patience": 2}
-    predict_options = frozenset({"beam"})
+    predict_options = (Option("beam", int, "Beam width (translation).", min=1),)
 
     # -- data ---------------------------------------------------------------------------
     def load(self, cfg: dict) -> Prepared:
         from nnkit.datasets.number_corpus import split_by_source
-        from nnkit.tasks.translation_quality import unknown_rates
         from nnkit.datasets.pairs import clean_text, read_pairs
+        from nnkit.tasks.translation.quality import unknown_rates
+        from nnkit.tasks.translation.tokens import text_tokenizer, tokenize_texts
 
         data = cfg["data"]
         seed = cfg["train"]["seed"]
@@ -250,8 +224,8 @@ class TranslationTask(Task):
                                 f"{data['max_length']} tokens a side; raise data.max_length")
         tr_src, tr_tgt = tokens([s for s, _ in train]), tokens([t for _, t in train])
         if mode == "subword":
-            from nnkit.builders.seq2seq import SPECIAL_TOKENS
             from nnkit.datasets.subwords import decode_model, pieces
+            from nnkit.tasks.translation.tokens import SPECIAL_TOKENS
 
             source_vocab = target_vocab = list(SPECIAL_TOKENS) + pieces(decode_model(state["subword_model"]))[4:]
         else:
@@ -280,7 +254,8 @@ class TranslationTask(Task):
         """(source ids [N, S], target_in [N, T], target_out [N, T]) as int32 numpy arrays."""
         import tensorflow as tf
 
-        from nnkit.builders.seq2seq import END_ID, START_ID
+        from nnkit.tasks.translation.decoding import END_ID, START_ID
+        from nnkit.tasks.translation.tokens import text_tokenizer, tokenize_texts
 
         tokenizer = text_tokenizer(state)
         src = tokenize_texts([s for s, _ in pairs], state, tokenizer)
@@ -318,13 +293,10 @@ class TranslationTask(Task):
     def build_model(self, cfg: dict, prepared: Prepared):
         from nnkit.builders.seq2seq import build_seq2seq
 
-        m, state = cfg["model"], prepared.state
-        return build_seq2seq(len(state["source_vocab"]) + 2, len(state["target_vocab"]) + 2, arch=m["arch"],
-                             cell=m["cell"], embed_dim=m["embed_dim"], units=m["units"], depth=m["depth"],
-                             bidirectional=m["bidirectional"], attention=m["attention"], norm=m["norm"],
-                             dropout=m["dropout"], heads=m["heads"], ff_dim=m["ff_dim"],
-                             max_source_len=state["max_source_len"], max_target_len=state["max_decode_len"],
-                             name="seq2seq")
+        state = prepared.state
+        return build_from_config(build_seq2seq, SEQ2SEQ_OPTIONS, cfg["model"], len(state["source_vocab"]) + 2,
+                                 len(state["target_vocab"]) + 2, max_source_len=state["max_source_len"],
+                                 max_target_len=state["max_decode_len"], name="seq2seq")
 
     def compile_kwargs(self, cfg: dict, prepared: Prepared) -> dict:
         import keras
@@ -333,16 +305,14 @@ class TranslationTask(Task):
                 "weighted_metrics": [keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")]}
 
     def custom_objects(self) -> dict:
-        from nnkit.builders.seq2seq import PositionalEmbedding
+        from nnkit.layers.positional import PositionalEmbedding
 
         return {"PositionalEmbedding": PositionalEmbedding}
 
     # -- evaluation ---------------------------------------------------------------------
     def canonical(self, texts: list[str], state: dict) -> list[str]:
         """References as the model can write them: tokenised and detokenised the same way."""
-        import tensorflow as tf
-
-        from nnkit.builders.seq2seq import tf_detokenize
+        from nnkit.tasks.translation.tokens import text_tokenizer, tf_detokenize, tokenize_texts
 
         if not texts:
             return []
@@ -355,7 +325,7 @@ class TranslationTask(Task):
 
     def evaluate(self, model, prepared: Prepared, cfg: dict) -> Evaluation:
         from nnkit.datasets.pairs import translate_word_by_word, word_dictionary
-        from nnkit.tasks.translation_quality import example_tables, names_numbers
+        from nnkit.tasks.translation.quality import example_tables, names_numbers
 
         state = prepared.state
         test = prepared.test
@@ -415,7 +385,7 @@ class TranslationTask(Task):
             artifacts={"translator": translator, "sources": sources, "lengths": lengths, "hyps": hyps})
 
     def plots(self, model, prepared: Prepared, evaluation: Evaluation, run) -> list:
-        from nnkit.builders.seq2seq import Seq2SeqDecoder
+        from nnkit.tasks.translation.decoding import Seq2SeqDecoder
 
         n = int(prepared_cfg_heatmaps(run))
         decoder = Seq2SeqDecoder(model)
@@ -436,70 +406,25 @@ class TranslationTask(Task):
             examples = list(examples) + ["Zoë paid 1,250 € for 3 tickets to Kyoto 🙂"]
         return translator, {"translate": {"text": np.array(examples)}}
 
-    def predict(self, run, inputs: list, options: dict, echo) -> None:
+    def predict(self, ctx, inputs: list, options: dict) -> None:
+        run, echo = ctx.run, ctx.echo
         from nnkit.datasets.pairs import clean_text
-        from nnkit.predictions import call_endpoint, write_predictions
+        from nnkit.runs import write_predictions
 
         if not inputs:
             raise NnkitError("give sentences to translate as arguments or with --file (one per line)")
         state = run.state()
         texts = [clean_text(t, state.get("normalize", "NFC")) for t in inputs]
-        if state["tokenize"] == "subword":
-            from nnkit.datasets.subwords import load_text_ops
-
-            load_text_ops()  # its ops must be registered before the SavedModel loads
         beam = options.get("beam")
         if beam is None or beam == state["beam_width"]:
-            outputs = call_endpoint(run, "translate", text=np.array(texts))
+            outputs = ctx.call_endpoint("translate", text=np.array(texts))
             result = [t.decode("utf-8") for t in outputs["translation"]]
         else:
-            from nnkit.pipeline import run_config
-            from nnkit.train import load_model
-
-            task = run_config(run).task
-            model = load_model(run.model_file, task.custom_objects())
+            model = ctx.load_model()
             result = translate_all(make_translator(model, state, beam_width=beam), texts)  # in a tf.function
         write_predictions([{"source": s, "translation": t} for s, t in zip(inputs, result)], options.get("out"),
                           echo)
 
 
-def prepared_cfg_heatmaps(run) -> int:
-    try:
-        return int(run.config().get("eval", {}).get("heatmaps", 4))
-    except NnkitError:
-        return 4
-
-
 def _md(text: str) -> str:
     return text.replace("|", "\\|")
-
-
-def attention_heatmaps(texts, src_tokens, out_tokens, weights, path):
-    """One heatmap per sentence: output tokens (rows) over source tokens (columns)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from nnkit.report import save_figure
-
-    n = len(texts)
-    cols = 2 if n > 1 else 1
-    rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(7.5 * cols, 5.0 * rows), squeeze=False)
-    for ax in axes.flat[n:]:
-        ax.axis("off")
-    for ax, src, out, w in zip(axes.flat, src_tokens, out_tokens, weights):
-        src = src + ["[END]"]
-        out = out + ["[END]"]
-        matrix = w[: len(out), : len(src)]
-        ax.imshow(matrix, aspect="auto", cmap="viridis", vmin=0.0)
-        ax.set_xticks(range(len(src)))
-        ax.set_xticklabels([s if s != " " else "␣" for s in src], rotation=90, fontsize=7)
-        ax.set_yticks(range(len(out)))
-        ax.set_yticklabels([s if s != " " else "␣" for s in out], fontsize=7)
-        ax.set_xlabel("source")
-        ax.set_ylabel("output")
-    fig.suptitle("Attention weights (greedy decoding, test sentences)")
-    fig.tight_layout()
-    return save_figure(fig, Path(path))

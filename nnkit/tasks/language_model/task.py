@@ -25,14 +25,17 @@ from pathlib import Path
 
 import numpy as np
 
-from nnkit.config import Field
+from nnkit.builders.language_model import LANGUAGE_MODEL_OPTIONS
+from nnkit.builders.options import build_from_config
+from nnkit.config import Field, declared
 from nnkit.errors import DataError
 from nnkit.runs import fingerprint
-from nnkit.tasks.base import Evaluation, Prepared, Task
+from nnkit.tasks.base import Evaluation, Option, Prepared, Task
 
-PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
-MELODY_RESERVED = [PAD, BOS, EOS, UNK]
-TEXT_RESERVED = [PAD, UNK]
+from nnkit.tasks.language_model.melody import analyse_melody, plot_piano_roll, write_melody
+from nnkit.tasks.language_model.tokens import (BOS, EOS, MELODY_RESERVED, PAD, TEXT_RESERVED, UNK, json_ids,
+                                              start_tokens, _vocabulary)
+
 BASELINE_NAMES = {"unigram": "add-k unigram", "bigram": "add-k bigram", "trigram": "add-k trigram",
                   "interpolated_trigram": "interpolated trigram"}
 
@@ -54,14 +57,7 @@ class LanguageModelTask(Task):
                                    min=0.01, max=0.4),
         },
         "model": {
-            "cell": Field("lstm", "recurrent cell", choices=("lstm", "gru", "simple")),
-            "embedding_dim": Field(32, "token vector size", min=1),
-            "units": Field(128, "units per recurrent layer", min=1),
-            "depth": Field(1, "stacked recurrent layers", min=1),
-            "dropout": Field(0.3, "dropout after each recurrent layer", min=0.0, max=0.9),
-            "embedding_dropout": Field(0.0, "dropout on the token vectors", min=0.0, max=0.9),
-            "recurrent_dropout": Field(0.0, "dropout on the recurrent connections", min=0.0, max=0.9),
-            "norm": Field("none", "normalisation after each recurrent layer", choices=("layer", "batch", "none")),
+            **declared(LANGUAGE_MODEL_OPTIONS, embedding_dim=32, units=128, dropout=0.3),
         },
         "eval": {
             "sample_start": Field("", "start of the sample in the report (empty: the most common first "
@@ -73,7 +69,11 @@ class LanguageModelTask(Task):
     }
     train_defaults = {"epochs": 60, "batch_size": 16, "learning_rate": 6e-3, "patience": 8,
                       "clipnorm": 1.0}
-    predict_options = frozenset({"start", "length", "temperature", "top_k", "seed"})
+    predict_options = (Option("start", str, "Start note or text (melody / text generation)."),
+                       Option("length", int, "Tokens to generate.", min=1),
+                       Option("temperature", float, "Sampling temperature.", min=0.0, min_open=True),
+                       Option("top_k", int, "Sample from the k most likely tokens.", min=0),
+                       Option("seed", int, "Sampling seed."))
 
     # -- data ---------------------------------------------------------------------------
     def load(self, cfg: dict) -> Prepared:
@@ -212,12 +212,8 @@ class LanguageModelTask(Task):
     def build_model(self, cfg: dict, prepared: Prepared):
         from nnkit.builders import build_language_model
 
-        m = cfg["model"]
-        return build_language_model(len(prepared.state["vocabulary"]), embedding_dim=m["embedding_dim"],
-                                    cell=m["cell"], units=m["units"], depth=m["depth"], dropout=m["dropout"],
-                                    embedding_dropout=m["embedding_dropout"],
-                                    recurrent_dropout=m["recurrent_dropout"], norm=m["norm"],
-                                    name="language_model")
+        return build_from_config(build_language_model, LANGUAGE_MODEL_OPTIONS, cfg["model"],
+                                 len(prepared.state["vocabulary"]), name="language_model")
 
     def compile_kwargs(self, cfg: dict, prepared: Prepared) -> dict:
         import keras
@@ -269,13 +265,9 @@ class LanguageModelTask(Task):
                           details=details, verdict=verdict, tables=tables, artifacts={"sample": sample})
 
     def plots(self, model, prepared: Prepared, evaluation: Evaluation, run) -> list:
-        import matplotlib
+        from nnkit.report import pyplot, save_figure
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        from nnkit.report import save_figure
-
+        plt = pyplot()
         paths = []
         names = ["model"] + list(evaluation.baselines)
         values = [evaluation.model["perplexity"]] + [m["perplexity"] for m in evaluation.baselines.values()]
@@ -320,74 +312,15 @@ class LanguageModelTask(Task):
 
     # -- serving and prediction --------------------------------------------------------
     def serving(self, model, state: dict, cfg: dict):
-        import tensorflow as tf
-
-        from nnkit.builders.language_model import initial_state, language_model_step
-
-        vocab = list(state["vocabulary"])
-        index = {t: i for i, t in enumerate(vocab)}
-        unk = index[UNK]
-        bos = index[BOS] if state["bos"] else -1
-        banned = np.zeros(len(vocab), np.float32)
-        banned[[index[t] for t in state["banned"]]] = -np.inf
-        separator = state["separator"]
-        step = language_model_step(model)
-
-        class LanguageModelServing(tf.Module):
-            def __init__(self):
-                super().__init__()
-                self.model = model
-                self.vocabulary = tf.constant(vocab)
-                self.table = tf.lookup.StaticHashTable(
-                    tf.lookup.KeyValueTensorInitializer(self.vocabulary, tf.range(len(vocab), dtype=tf.int64)),
-                    default_value=unk)
-                self.banned = tf.constant(banned)
-
-            @tf.function(input_signature=[
-                tf.TensorSpec([None], tf.string, name="start"),
-                tf.TensorSpec([], tf.int32, name="length"),
-                tf.TensorSpec([], tf.float32, name="temperature"),
-                tf.TensorSpec([], tf.int32, name="top_k"),
-                tf.TensorSpec([], tf.int64, name="seed")])
-            def generate(self, start, length, temperature, top_k, seed):
-                ids = tf.cast(self.table.lookup(start), tf.int32)
-                if bos >= 0:
-                    ids = tf.concat([[bos], ids], axis=0)
-                tf.debugging.assert_positive(tf.size(ids), message="start must hold at least one token")
-                given = tf.size(ids)
-                total = given + tf.maximum(length, 0)
-                buffer = tf.concat([ids, tf.zeros([total - given], tf.int32)], axis=0)
-                states = initial_state(self.model, 1)
-                k = tf.minimum(top_k, len(vocab))
-                temp = tf.maximum(temperature, 1e-6)
-
-                def body(t, buffer, states):
-                    logits, states = step(tf.reshape(buffer[t], [1]), states)
-                    logits = logits / temp + self.banned
-                    kth = tf.cond(k > 0, lambda: tf.math.top_k(logits, tf.maximum(k, 1)).values[:, -1:],
-                                  lambda: tf.fill([1, 1], -np.inf))
-                    logits = tf.where(logits < kth, -np.inf, logits)
-                    sample = tf.random.stateless_categorical(
-                        logits, 1, seed=tf.stack([seed, tf.cast(t, tf.int64)]), dtype=tf.int32)[0, 0]
-                    nxt = tf.where(t + 1 < given, buffer[tf.minimum(t + 1, given - 1)], sample)
-                    return t + 1, tf.tensor_scatter_nd_update(buffer, [[t + 1]], [nxt]), states
-
-                _, buffer, _ = tf.while_loop(lambda t, *_: t < total - 1, body, (tf.constant(0), buffer, states))
-                token_ids = buffer
-                if bos >= 0:
-                    token_ids = token_ids[1:]
-                tokens = tf.gather(self.vocabulary, token_ids)
-                return {"tokens": tokens, "ids": token_ids,
-                        "text": tf.strings.reduce_join(tokens, separator=separator)}
+        from nnkit.tasks.language_model.serving import LanguageModelServing
 
         start = start_tokens(state, state["default_start"])
         examples = {"generate": {"start": np.array(start), "length": np.int32(16),
                                  "temperature": np.float32(0.9), "top_k": np.int32(0), "seed": np.int64(1)}}
-        return LanguageModelServing(), examples
+        return LanguageModelServing(model, state), examples
 
-    def predict(self, run, inputs: list, options: dict, echo) -> None:
-        from nnkit.predictions import call_endpoint
-
+    def predict(self, ctx, inputs: list, options: dict) -> None:
+        run, echo = ctx.run, ctx.echo
         state = run.state()
         melody = state["mode"] == "melody"
         start = options.get("start")
@@ -402,7 +335,7 @@ class LanguageModelTask(Task):
         seed = options.get("seed") if options.get("seed") is not None else 0
         top_k = options.get("top_k") or 0
         new_tokens = max(length - len(tokens), 0)  # --length counts the whole output, the start included
-        outputs = call_endpoint(run, "generate", start=np.array(tokens), length=np.int32(new_tokens),
+        outputs = ctx.call_endpoint("generate", start=np.array(tokens), length=np.int32(new_tokens),
                                 temperature=np.float32(temperature), top_k=np.int32(top_k), seed=np.int64(seed))
         result = [t.decode("utf-8") for t in outputs["tokens"]]
         out = options.get("out")
@@ -431,17 +364,6 @@ class LanguageModelTask(Task):
 
 
 # -- helpers ---------------------------------------------------------------------------
-
-def json_ids(sequences) -> str:
-    return ";".join(",".join(map(str, s)) for s in sequences)
-
-
-def _vocabulary(sequences, reserved) -> list[str]:
-    """Reserved tokens, then every training token by descending frequency (ties by name)."""
-    from collections import Counter
-
-    counts = Counter(t for s in sequences for t in s)
-    return list(reserved) + sorted((t for t in counts if t not in reserved), key=lambda t: (-counts[t], t))
 
 
 def _trim_batch(x, y, w):
@@ -477,58 +399,6 @@ def sequence_log_probs(model, sequences, batch_size: int = 64) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros(0)
 
 
-def start_tokens(state: dict, start: str, what: str = "--start") -> list[str]:
-    """The user's start (``C4``, ``C4 E4 G4``, ``D5_0.5``, or text) as vocabulary tokens."""
-    vocab = state["vocabulary"]
-    if state["mode"] == "text":
-        unknown = sorted({c for c in start if c not in vocab})
-        if unknown:
-            raise DataError(f"{what} {start!r}: character(s) {''.join(unknown)!r} never occur in the "
-                            "training text")
-        return list(start)
-    from nnkit.datasets import chorales as ch
-
-    known = set(vocab)
-    out = []
-    for item in start.replace(",", " ").split():
-        token = None
-        if item in known:
-            token = item
-        else:
-            pitch_text, _, duration = item.partition("_")
-            try:
-                name = ch.REST if pitch_text.upper() == ch.REST else ch.pitch_name(ch.parse_pitch(pitch_text))
-            except ValueError:
-                raise DataError(f"{what} {item!r}: expected a note such as C4, F#5, Bb3 (optionally with a "
-                                f"duration in quarter notes, e.g. C4_1 or C4_0.5)") from None
-            if duration:
-                candidate = f"{name}_{ch.format_duration(duration)}" if _is_duration(duration) else None
-                token = candidate if candidate in known else None
-            elif state["tokens"] == "pitch":
-                token = name if name in known else None
-            else:  # the pitch with its most common duration (the vocabulary is ordered by frequency)
-                token = next((t for t in vocab if t.rpartition("_")[0] == name), None)
-        if token is None:
-            pitches = [ch.parse_pitch(t.partition("_")[0]) for t in vocab
-                       if t not in MELODY_RESERVED and not t.startswith(ch.REST)]
-            span = f"{ch.pitch_name(min(pitches))}..{ch.pitch_name(max(pitches))}" if pitches else "none"
-            raise DataError(f"{what} {item!r}: this note never occurs in the training melodies "
-                            f"(their pitches span {span}; raise data.transpose for more keys)")
-        out.append(token)
-    if not out:
-        raise DataError(f"{what}: give at least one note, e.g. C4")
-    return out
-
-
-def _is_duration(text: str) -> bool:
-    from fractions import Fraction
-
-    try:
-        return Fraction(text) > 0
-    except (ValueError, ZeroDivisionError):
-        return False
-
-
 def _generate(module, tokens, length, temperature, top_k, seed) -> list[str]:
     import tensorflow as tf
 
@@ -536,92 +406,3 @@ def _generate(module, tokens, length, temperature, top_k, seed) -> list[str]:
                               tf.constant(temperature, tf.float32), tf.constant(top_k, tf.int32),
                               tf.constant(seed, tf.int64))
     return [t.decode("utf-8") for t in outputs["tokens"].numpy()]
-
-
-def melody_stream(tokens: list[str], title: str = ""):
-    """A music21 stream of the note/rest tokens (reserved tokens skipped)."""
-    from music21 import metadata, note, stream
-
-    from nnkit.datasets import chorales as ch
-
-    part = stream.Stream()
-    for token in tokens:
-        if token in MELODY_RESERVED:
-            continue
-        if "_" in token:
-            pitch, ql = ch.parse_token(token)
-        else:  # pitch-only tokens: quarter notes
-            pitch, ql = (None if token == ch.REST else ch.parse_pitch(token)), 1.0
-        element = note.Rest(quarterLength=ql) if pitch is None else note.Note(pitch, quarterLength=ql)
-        part.append(element)
-    score = stream.Score()
-    score.metadata = metadata.Metadata(title=title or "nnkit melody")
-    p = stream.Part()
-    for element in part:
-        p.append(element)
-    score.insert(0, p)
-    return score
-
-
-def write_melody(tokens: list[str], out: Path, title: str = "") -> list[Path]:
-    """``out`` (.mid), the MusicXML beside it, and a piano-roll PNG beside it."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    score = melody_stream(tokens, title)
-    score.write("midi", fp=str(out))
-    xml = out.with_suffix(".musicxml")
-    score.write("musicxml", fp=str(xml))
-    png = plot_piano_roll(tokens, out.with_suffix(".png"), title=title)
-    return [out, xml, png]
-
-
-def analyse_melody(tokens: list[str]) -> dict:
-    score = melody_stream(tokens)
-    notes = list(score.recurse().notes)
-    key = score.analyze("key") if notes else None
-    lowest = min(notes, key=lambda n: n.pitch.midi).pitch if notes else None
-    highest = max(notes, key=lambda n: n.pitch.midi).pitch if notes else None
-    return {"notes": len(notes), "rests": len(list(score.recurse().getElementsByClass("Rest"))),
-            "key": str(key) if key is not None else "-",
-            "key_correlation": float(getattr(key, "correlationCoefficient", 0.0) or 0.0),
-            "lowest": lowest.nameWithOctave if lowest else "-",
-            "highest": highest.nameWithOctave if highest else "-",
-            "ambitus": f"{highest.midi - lowest.midi} semitones" if notes else "-"}
-
-
-def plot_piano_roll(tokens: list[str], path: Path, title: str = "") -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from nnkit.datasets import chorales as ch
-    from nnkit.report import save_figure
-
-    fig, ax = plt.subplots(figsize=(10, 3.5))
-    time, pitches = 0.0, []
-    for token in tokens:
-        if token in MELODY_RESERVED:
-            continue
-        if "_" in token:
-            pitch, ql = ch.parse_token(token)
-        else:
-            pitch, ql = (None if token == ch.REST else ch.parse_pitch(token)), 1.0
-        if pitch is not None:
-            ax.add_patch(plt.Rectangle((time, pitch - 0.4), ql * 0.95, 0.8, color="tab:blue"))
-            pitches.append(pitch)
-        time += ql
-    if pitches:
-        lo, hi = min(pitches) - 2, max(pitches) + 2
-        ax.set_ylim(lo, hi)
-        ticks = [p for p in range(lo, hi + 1) if p % 12 in (0, 4, 7)]
-        ax.set_yticks(ticks, [ch.pitch_name(p) for p in ticks])
-    ax.set_xlim(0, max(time, 1))
-    ax.set_xlabel("time (quarter notes)")
-    ax.set_ylabel("pitch")
-    ax.set_title(title or "piano roll")
-    ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return save_figure(fig, path)

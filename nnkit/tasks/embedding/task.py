@@ -20,181 +20,19 @@ brute-force top-k inside the graph; unknown ids answer ``known = False``.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 
-from nnkit.config import Field
-from nnkit.errors import DataError, NnkitError
+from nnkit.builders.embedding import ITEM2VEC_OPTIONS
+from nnkit.builders.options import build_from_config
+from nnkit.config import Field, declared
+from nnkit.errors import NnkitError
 from nnkit.runs import fingerprint
-from nnkit.tasks.base import Evaluation, Prepared, Task
+from nnkit.tasks.base import Evaluation, Option, Prepared, Task
+from nnkit.tasks.embedding.baselines import (category_metrics, cooccur_at_k, cooccurrence, nearest, normalize,
+                                             ppmi_svd)
+from nnkit.tasks.embedding.data import load_sessions, split_items
 
-UNKNOWN = ""  # the id, name and category an unknown item gets in the SavedModel's answers
-
-
-# -- data ------------------------------------------------------------------------------------
-
-def load_sessions(data_cfg: dict):
-    from nnkit.datasets import sessions as S
-
-    if data_cfg["path"]:
-        return S.read_sessions(
-            data_cfg["path"], items_path=data_cfg["items"], session_column=data_cfg["session_column"],
-            item_column=data_cfg["item_column"], timestamp_column=data_cfg["timestamp_column"],
-            category_column=data_cfg["category_column"], name_column=data_cfg["name_column"],
-            min_count=data_cfg["min_count"]), f"sessions csv {Path(data_cfg['path']).name}"
-    if data_cfg["items"]:
-        raise DataError("data.items needs a sessions file too: give --data sessions.csv")
-    from nnkit.datasets.shop import Shop
-
-    try:
-        shop = Shop(n_products=data_cfg["products"], n_categories=data_cfg["categories"],
-                    mean_length=data_cfg["session_length"], noise=data_cfg["noise"], zipf=data_cfg["zipf"],
-                    seed=data_cfg["seed"])
-    except ValueError as exc:
-        raise DataError(f"shop generator: {exc}") from None
-    data = S.from_shop(shop, data_cfg["sessions"], min_count=data_cfg["min_count"])
-    return data, (f"shop generator: {data_cfg['products']} products, {data_cfg['categories']} categories, "
-                  f"{data_cfg['sessions']} sessions, noise {data_cfg['noise']}")
-
-
-def split_items(categories: np.ndarray, test_fraction: float, seed: int) -> np.ndarray:
-    """Rows of held-out items (with a known category); the rest may train the category head."""
-    known = np.flatnonzero(categories >= 0)
-    rng = np.random.default_rng([seed, 7])
-    n_test = int(round(known.size * test_fraction))
-    if known.size >= 2:
-        n_test = min(max(n_test, 1), known.size - 1)
-    return np.sort(rng.choice(known, size=n_test, replace=False)) if n_test else known[:0]
-
-
-# -- metrics (NumPy and scikit-learn; shared by the task and bench/) -------------------------
-
-def normalize(vectors: np.ndarray) -> np.ndarray:
-    vectors = np.asarray(vectors, np.float32)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
-
-
-def nearest(normed: np.ndarray, queries: np.ndarray, k: int, pool: np.ndarray | None = None,
-            chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` nearest rows (cosine) to each query row, excluding itself: (rows, scores)."""
-    pool = np.arange(normed.shape[0]) if pool is None else np.asarray(pool)
-    candidates = normed[pool]
-    k = min(k, pool.size - 1)
-    rows = np.empty((queries.size, k), np.int64)
-    scores = np.empty((queries.size, k), np.float32)
-    position = np.full(normed.shape[0], -1, np.int64)
-    position[pool] = np.arange(pool.size)
-    chunk = max(1, min(chunk, int(2e8 // max(1, pool.size))))  # ~0.8 GB of scores at most
-    for start in range(0, queries.size, chunk):
-        q = queries[start:start + chunk]
-        sims = normed[q] @ candidates.T
-        own = position[q]
-        has = own >= 0
-        sims[np.flatnonzero(has), own[has]] = -np.inf
-        top = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < pool.size else np.argsort(-sims, axis=1)
-        top_scores = np.take_along_axis(sims, top, axis=1)
-        order = np.argsort(-top_scores, axis=1, kind="stable")
-        rows[start:start + q.size] = pool[np.take_along_axis(top, order, axis=1)]
-        scores[start:start + q.size] = np.take_along_axis(top_scores, order, axis=1)
-    return rows, scores
-
-
-def majority(labels: np.ndarray) -> np.ndarray:
-    """Most common label per row; ties go to the label seen first (the nearest)."""
-    same = labels[:, :, None] == labels[:, None, :]
-    votes = same.sum(axis=2)
-    return labels[np.arange(labels.shape[0]), np.argmax(votes, axis=1)]
-
-
-def category_metrics(vectors: np.ndarray, categories: np.ndarray, queries: np.ndarray, *, k: int = 10,
-                     probe_folds: int = 3, probe_max: int = 5000, seed: int = 0) -> dict:
-    """kNN category accuracy, precision@k and a linear probe for ``queries`` (rows).
-
-    Neighbours are searched among every item with a known category.
-    """
-    normed = normalize(vectors)
-    pool = np.flatnonzero(categories >= 0)
-    rows, _ = nearest(normed, queries, k, pool)
-    truth = categories[queries]
-    neighbour_cats = categories[rows]
-    out = {
-        "knn_accuracy": float(np.mean(majority(neighbour_cats) == truth)),
-        f"precision_at_{k}": float(np.mean(neighbour_cats == truth[:, None])),
-    }
-    if probe_folds >= 2:
-        out["probe_accuracy"] = linear_probe(normed, categories, queries, probe_folds, probe_max, seed)
-    return out
-
-
-def linear_probe(normed, categories, queries, folds: int, max_items: int, seed: int) -> float | None:
-    import warnings
-
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import KFold, cross_val_score
-
-    rng = np.random.default_rng([seed, 11])
-    rows = queries if queries.size <= max_items else np.sort(rng.choice(queries, max_items, replace=False))
-    if rows.size < 2 * folds or np.unique(categories[rows]).size < 2:
-        return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        warnings.simplefilter("ignore", UserWarning)
-        scores = cross_val_score(LogisticRegression(max_iter=300, C=10.0), normed[rows], categories[rows],
-                                 cv=KFold(folds, shuffle=True, random_state=seed), n_jobs=1)
-    return float(np.mean(scores))
-
-
-def ppmi_svd(tokens, offsets, vocab_size: int, dim: int, window: int, seed: int = 0,
-             cds: float = 0.75) -> np.ndarray:
-    """Truncated SVD of the PPMI item-item co-occurrence matrix (Levy et al. 2015): U * sqrt(S)."""
-    import scipy.sparse as sp
-    from sklearn.decomposition import TruncatedSVD
-
-    from nnkit.datasets.sessions import skipgram_pairs
-
-    targets, contexts = skipgram_pairs(tokens, offsets, window)
-    counts = sp.coo_matrix((np.ones(targets.size, np.float32), (targets, contexts)),
-                           shape=(vocab_size, vocab_size)).tocsr()
-    counts.sum_duplicates()
-    total = counts.sum()
-    row = np.asarray(counts.sum(axis=1)).ravel()
-    col = np.asarray(counts.sum(axis=0)).ravel() ** cds  # context-distribution smoothing
-    col_p = col / col.sum()
-    coo = counts.tocoo()
-    pmi = np.log(coo.data / total) - np.log(row[coo.row] / total) - np.log(col_p[coo.col])
-    keep = pmi > 0
-    ppmi = sp.csr_matrix((pmi[keep], (coo.row[keep], coo.col[keep])), shape=counts.shape)
-    components = max(1, min(dim, vocab_size - 1))
-    svd = TruncatedSVD(n_components=components, random_state=seed, algorithm="randomized", n_iter=5)
-    us = svd.fit_transform(ppmi)  # U * S
-    vectors = us / np.sqrt(np.maximum(svd.singular_values_, 1e-12))
-    if components < dim:
-        vectors = np.pad(vectors, [(0, 0), (0, dim - components)])
-    return vectors.astype(np.float32)
-
-
-def cooccurrence(tokens, offsets, vocab_size: int, window: int):
-    """Boolean sparse matrix: item i was seen within ``window`` positions of item j."""
-    import scipy.sparse as sp
-
-    from nnkit.datasets.sessions import skipgram_pairs
-
-    t, c = skipgram_pairs(tokens, offsets, window)
-    matrix = sp.csr_matrix((np.ones(t.size, np.int8), (t, c)), shape=(vocab_size, vocab_size))
-    matrix.sum_duplicates()
-    return matrix
-
-
-def cooccur_at_k(vectors, seen, queries, k: int) -> float:
-    rows, _ = nearest(normalize(vectors), queries, k)
-    hits = np.asarray(seen[np.repeat(queries, rows.shape[1]), rows.ravel()]).ravel() > 0
-    return float(hits.mean())
-
-
-# -- the task ---------------------------------------------------------------------------------
 
 class EmbeddingTask(Task):
     name = "embedding"
@@ -218,7 +56,7 @@ class EmbeddingTask(Task):
             "seed": Field(0, "shop generator seed", min=0),
         },
         "model": {
-            "dim": Field(64, "embedding dimension", min=1),
+            **declared(ITEM2VEC_OPTIONS),
             "window": Field(3, "context window: items on each side within a session", min=1),
             "negatives": Field(5, "negative samples per positive pair", min=1),
             "noise_power": Field(0.75, "negatives from the unigram distribution raised to this power",
@@ -243,7 +81,8 @@ class EmbeddingTask(Task):
     train_defaults = {"optimizer": "sgd", "momentum": 0.0, "learning_rate": 0.5, "schedule": "cosine",
                       "epochs": 12, "batch_size": 1024, "early_stopping": False, "patience": 2,
                       "steps_per_execution": 8}
-    predict_options = frozenset({"similar", "k"})
+    predict_options = (Option("similar", str, "Item id to find neighbours of (embeddings)."),
+                       Option("k", int, "How many neighbours.", min=1, flag="-k"))
 
     # -- data and model ---------------------------------------------------------------------
     def load(self, cfg: dict) -> Prepared:
@@ -272,9 +111,9 @@ class EmbeddingTask(Task):
     def build_model(self, cfg: dict, prepared: Prepared):
         from nnkit.builders.embedding import build_item2vec
 
-        m = cfg["model"]
-        return build_item2vec(prepared.train.vocab_size, dim=m["dim"], num_negatives=m["negatives"],
-                              num_categories=self._category_head(cfg, prepared))
+        # num_negatives is the sampler's setting too (model.negatives): passed by the task
+        return build_from_config(build_item2vec, ITEM2VEC_OPTIONS, cfg["model"], prepared.train.vocab_size,
+                                 num_negatives=cfg["model"]["negatives"], num_categories=self._category_head(cfg, prepared))
 
     def compile_kwargs(self, cfg: dict, prepared: Prepared) -> dict:
         import keras
@@ -383,15 +222,12 @@ class EmbeddingTask(Task):
         return "\n".join(lines)
 
     def plots(self, model, prepared: Prepared, evaluation: Evaluation, run) -> list:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
         from sklearn.decomposition import PCA
 
-        from nnkit.report import save_figure
+        from nnkit.report import pyplot, save_figure
         from nnkit.runs import atomic_path
 
+        plt = pyplot()
         data, e = prepared.train, cfg_eval(run)
         vectors = evaluation.artifacts.get("vectors")
         if vectors is None:
@@ -436,7 +272,9 @@ class EmbeddingTask(Task):
 
     # -- serving and prediction ----------------------------------------------------------------
     def serving(self, model, state: dict, cfg: dict):
-        module = build_serving_module(self.vectors(model), state)
+        from nnkit.tasks.embedding.serving import ItemEmbeddings
+
+        module = ItemEmbeddings(self.vectors(model), state)
         ids = state["item_ids"]
         examples_ids = np.array(ids[:3] + ["__not_an_item__"])
         examples = {
@@ -445,14 +283,15 @@ class EmbeddingTask(Task):
         }
         return module, examples
 
-    def predict(self, run, inputs: list[str], options: dict, echo) -> None:
-        from nnkit.predictions import call_endpoint, write_predictions
+    def predict(self, ctx, inputs: list[str], options: dict) -> None:
+        run, echo = ctx.run, ctx.echo
+        from nnkit.runs import write_predictions
 
         queries = ([options["similar"]] if options.get("similar") else []) + list(inputs)
         if not queries:
             raise NnkitError("predict: give an item id, e.g. nnkit predict RUN --similar ITEM_ID -k 10")
         k = options.get("k") or cfg_eval(run)["k"]
-        out = call_endpoint(run, "similar", item_ids=np.array(queries), k=np.array(k, np.int32))
+        out = ctx.call_endpoint("similar", item_ids=np.array(queries), k=np.array(k, np.int32))
         rows = []
         for q, query in enumerate(queries):
             if not out["known"][q]:
@@ -489,61 +328,3 @@ def _verdict(model: dict, baselines: dict, k: int) -> str:
     return (f"item2vec's kNN category accuracy ({k} nearest) is {model['knn_accuracy']:.3f}, {word} the best "
             f"baseline ({best_name} {best:.3f}, {gap * 100:+.1f} points); random vectors give "
             f"{baselines['random']['knn_accuracy']:.3f}.")
-
-
-def build_serving_module(vectors: np.ndarray, state: dict):
-    """A tf.Module with ``embed`` and ``similar`` endpoints over string item ids."""
-    import tensorflow as tf
-
-    ids = np.asarray(state["item_ids"], dtype=object).astype(str)
-    vocab = ids.size
-    categories = np.asarray(state["categories"])
-    cat_names = np.asarray(list(state["category_names"]) + [UNKNOWN], dtype=object).astype(str)
-    item_categories = cat_names[np.where(categories >= 0, categories, len(cat_names) - 1)]
-    names = np.asarray(state["names"], dtype=str) if state.get("names") else np.full(vocab, UNKNOWN)
-    dim = vectors.shape[1]
-
-    class ItemEmbeddings(tf.Module):
-        def __init__(self):
-            super().__init__(name="item_embeddings")
-            self.table = tf.lookup.StaticHashTable(
-                tf.lookup.KeyValueTensorInitializer(tf.constant(ids), tf.range(vocab, dtype=tf.int64)),
-                default_value=-1)
-            self.vectors = tf.Variable(vectors.astype(np.float32), trainable=False, name="vectors")
-            self.normed = tf.Variable(normalize(vectors), trainable=False, name="normed")
-            self.ids = tf.Variable(np.append(ids, UNKNOWN), trainable=False, name="ids")
-            self.names = tf.Variable(np.append(names, UNKNOWN), trainable=False, name="names")
-            self.categories = tf.Variable(np.append(item_categories, UNKNOWN), trainable=False,
-                                          name="categories")
-
-        def _rows(self, item_ids):
-            rows = self.table.lookup(tf.strings.strip(item_ids))
-            return rows, rows >= 0
-
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="item_ids")])
-        def embed(self, item_ids):
-            rows, known = self._rows(item_ids)
-            vec = tf.gather(self.vectors, tf.maximum(rows, 0)) * tf.cast(known, tf.float32)[:, None]
-            return {"vector": tf.ensure_shape(vec, [None, dim]), "known": known}
-
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="item_ids"),
-                                      tf.TensorSpec([], tf.int32, name="k")])
-        def similar(self, item_ids, k):
-            rows, known = self._rows(item_ids)
-            k = tf.clip_by_value(k, 1, max(vocab - 1, 1))
-            query = tf.gather(self.normed, tf.maximum(rows, 0))
-            scores = tf.matmul(query, self.normed, transpose_b=True)
-            own = tf.one_hot(rows, vocab, on_value=True, off_value=False)  # rows = -1: all False
-            scores = tf.where(own, tf.constant(-np.inf, tf.float32), scores)
-            top = tf.math.top_k(scores, k=k)
-            unknown_row = tf.fill(tf.shape(top.indices), tf.constant(vocab, tf.int32))
-            picked = tf.where(known[:, None], top.indices, unknown_row)
-            return {
-                "item_ids": tf.gather(self.ids, picked),
-                "scores": tf.where(known[:, None], top.values, tf.zeros_like(top.values)),
-                "names": tf.gather(self.names, picked),
-                "categories": tf.gather(self.categories, picked),
-                "known": known,
-            }
-
-    return ItemEmbeddings()

@@ -1,0 +1,46 @@
+"""Embedding data: sessions (bundled shop generator or the user's CSV) and the held-out query items."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from nnkit.errors import DataError
+
+
+def load_sessions(data_cfg: dict):
+    from nnkit.datasets import sessions as S
+
+    if data_cfg["path"]:
+        return S.read_sessions(
+            data_cfg["path"], items_path=data_cfg["items"], session_column=data_cfg["session_column"],
+            item_column=data_cfg["item_column"], timestamp_column=data_cfg["timestamp_column"],
+            category_column=data_cfg["category_column"], name_column=data_cfg["name_column"],
+            min_count=data_cfg["min_count"]), f"sessions csv {Path(data_cfg['path']).name}"
+    if data_cfg["items"]:
+        raise DataError("data.items needs a sessions file too: give --data sessions.csv")
+    from nnkit.datasets.shop import Shop
+
+    try:
+        shop = Shop(n_products=data_cfg["products"], n_categories=data_cfg["categories"],
+                    mean_length=data_cfg["session_length"], noise=data_cfg["noise"], zipf=data_cfg["zipf"],
+                    seed=data_cfg["seed"])
+    except ValueError as exc:
+        raise DataError(f"shop generator: {exc}") from None
+    data = S.from_shop(shop, data_cfg["sessions"], min_count=data_cfg["min_count"])
+    return data, (f"shop generator: {data_cfg['products']} products, {data_cfg['categories']} categories, "
+                  f"{data_cfg['sessions']} sessions, noise {data_cfg['noise']}")
+
+
+def split_items(categories: np.ndarray, test_fraction: float, seed: int) -> np.ndarray:
+    """Rows of held-out items (with a known category); the rest may train the category head."""
+    known = np.flatnonzero(categories >= 0)
+    rng = np.random.default_rng([seed, 7])
+    n_test = int(round(known.size * test_fraction))
+    if known.size >= 2:
+        n_test = min(max(n_test, 1), known.size - 1)
+    return np.sort(rng.choice(known, size=n_test, replace=False)) if n_test else known[:0]
+
+
+# -- metrics (NumPy and scikit-learn; shared by the task and bench/) -------------------------

@@ -1,0 +1,7 @@
+"""Translation, one file per role.
+
+``task``: the TranslationTask (data, vocabularies, evaluation, baselines);
+``tokens``: strings to tokens and back in the graph; ``decoding``: greedy and
+beam search over a seq2seq model; ``serving``: the exported translator;
+``plots``: attention heatmaps. The model itself is ``nnkit.builders.build_seq2seq``.
+"""
