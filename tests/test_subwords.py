@@ -70,6 +70,20 @@ def test_copy_rate_on_a_known_case():
     assert copy_rate(["The cat."], ["Le chat."], ["Le chat."], known).rate is None  # nothing to keep
 
 
+def test_invented_names_and_numbers_replace_both_sides():
+    from nnkit.datasets.names_numbers import shared_tokens, substitute
+
+    pairs = [("Tom bought 25 apples.", "Tom a acheté 25 pommes."), ("I like it.", "Ça me plaît.")]
+    assert shared_tokens(*pairs[0]) == ["Tom", "25"] and shared_tokens(*pairs[1]) == []
+    swapped = substitute(pairs, seed=0)
+    assert len(swapped) == 1 and swapped == substitute(pairs, seed=0)
+    (source, target), = swapped
+    name, number = source.split()[0], source.split()[2]
+    assert name not in ("Tom", "I") and name[0].isupper() and number.isdigit()
+    assert target == f"{name} a acheté {number} pommes."
+    assert all(s.split()[0] != "Zekuca" for s, _ in substitute(pairs * 20, seed=0, avoid={"Zekuca"}))
+
+
 def test_subword_run_exports_and_serves_what_the_model_says(tmp_path):
     from click.testing import CliRunner
 
@@ -90,8 +104,11 @@ def test_subword_run_exports_and_serves_what_the_model_says(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["baselines"]["copy_source"]["copy_rate"] == 1.0  # names and numbers kept by the references
     assert 0.0 <= metrics["model"]["copy_rate"] <= 1.0 and metrics["details"]["names_numbers_to_keep"] > 0
+    assert metrics["baselines"]["copy_source"]["copy_rate_probe"] == 1.0 and metrics["details"]["probe_sentences"]
+    assert 0.0 <= metrics["model"]["copy_rate_probe"] <= 1.0
     report = (out / "report.md").read_text()
     assert "unknown tokens in test sources" in report and "Names and numbers" in report
+    assert "copy-augmentation pairs (training)" in report
 
     # the served graph (the SavedModel, through `nnkit predict`) equals the in-memory model on the same strings;
     # the exporter already reloaded it in a fresh process (with these kinds of strings: see serving())

@@ -78,3 +78,52 @@ def copy_rate(sources, references, outputs, known_targets: set[str]) -> CopyScor
     total = found["numbers"][1] + found["names"][1]
     return CopyScore(rate=share(copied, total), numbers=share(*found["numbers"]), names=share(*found["names"]),
                      items=total, sentences=sentences)
+
+
+# -- invented names and numbers: teach copying (training) and probe it (evaluation) ---------------
+
+_ONSETS = "b c d f g h j k l m n p r s t v z br dr gr kr pl st tr ch sh".split()
+_VOWELS = "a e i o u a e i o u ai ou ei".split()
+
+
+def invented_name(rng) -> str:
+    """A capitalised pseudo-name of 2-3 syllables ("Kelaro", "Brunizo"): in no dictionary, seen by no model."""
+    syllables = [rng.choice(_ONSETS) + rng.choice(_VOWELS) for _ in range(int(rng.integers(2, 4)))]
+    return "".join(syllables).capitalize()
+
+
+def invented_number(rng) -> str:
+    return str(int(rng.integers(0, 10 ** int(rng.integers(1, 5)))))
+
+
+def shared_tokens(source: str, target: str) -> list[str]:
+    """Numbers and capitalised words written once in the source and once, identically, in the target."""
+    src, tgt = Counter(tokens(source)), Counter(tokens(target))
+    return [t for t, n in src.items() if n == 1 and tgt[t] == 1 and (t.isdigit() or t[0].isupper())]
+
+
+def _replace(text: str, old: str, new: str) -> str:
+    return re.sub(rf"(?<!\w){re.escape(old)}(?!\w)", new, text, count=1)
+
+
+def substitute(pairs, seed: int, avoid: set[str] = frozenset()) -> list[tuple[str, str]]:
+    """For each pair with shared names/numbers, a copy with each replaced, the same way on both sides.
+
+    Names become invented names, numbers random numbers; names in ``avoid``
+    (e.g. the training targets' words, or the names used in training) are never drawn.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for source, target in pairs:
+        shared = shared_tokens(source, target)
+        if not shared:
+            continue
+        for token in shared:
+            new = invented_number(rng) if token.isdigit() else invented_name(rng)
+            while not token.isdigit() and new in avoid:
+                new = invented_name(rng)
+            source, target = _replace(source, token, new), _replace(target, token, new)
+        out.append((source, target))
+    return out

@@ -6,7 +6,7 @@ strings and token lists only, no model.
 
 from __future__ import annotations
 
-from nnkit.datasets.names_numbers import CopyScore, copy_rate, target_words, to_keep
+from nnkit.datasets.names_numbers import CopyScore, copy_rate, substitute, target_words, to_keep
 
 
 def unknown_rates(test_source_tokens: list[list[str]], source_vocab: list[str], mode: str) -> dict:
@@ -33,6 +33,15 @@ def names_numbers(train_pairs, sources, refs, systems: dict) -> tuple[dict, int,
     scores = {name: copy_rate(sources, refs, outputs, known) for name, outputs in systems.items()}
     any_score = next(iter(scores.values()))
     return {name: copy_metrics(s) for name, s in scores.items()}, any_score.items, any_score.sentences
+
+
+def probe(train_pairs, test_pairs, seed: int) -> tuple[list[tuple[str, str]], set[str]]:
+    """Test pairs whose shared names/numbers are replaced by invented ones never seen in training.
+
+    Returns the pairs and the training-target words (names among them do not count as to keep).
+    """
+    known = target_words(t for _, t in train_pairs)
+    return substitute(test_pairs, seed * 1000 + 7919, avoid=known), known
 
 
 def _md(text: str) -> str:

@@ -144,6 +144,9 @@ class TranslationTask(Task):
             "tokenize": Field("auto", "tokens: subword (SentencePiece), word, char, or auto (subword for --data; "
                                       "bundled corpus: char for de/it/ja number words, else word)",
                               choices=("auto", "subword", "word", "char")),
+            "copy_augment": Field(1, "subword tokens: per training pair with a name or number on both sides, add "
+                                     "this many copies with them replaced by invented names / random numbers, so "
+                                     "the model learns to copy them (0 = off)", min=0),
             "subword_vocab": Field(4000, "subword tokens: pieces in the joint source+target vocabulary, learned "
                                          "on the training part (a soft limit for small data)", min=300),
             "max_length": Field(0, "drop pairs with more tokens than this on either side (0 = keep all)", min=0),
@@ -222,6 +225,14 @@ class TranslationTask(Task):
             if not train or not test:
                 raise DataError(f"{source_name}: no pairs left in the training or test part with at most "
                                 f"{data['max_length']} tokens a side; raise data.max_length")
+        copy_pairs = []
+        if mode == "subword" and data["copy_augment"]:  # teach copying: pieces spell any name or number
+            from nnkit.datasets.names_numbers import substitute, target_words
+
+            known = target_words(t for _, t in train)
+            for k in range(data["copy_augment"]):
+                copy_pairs += substitute(train, seed * 1000 + k, avoid=known)
+            info["copy-augmentation pairs (training)"] = len(copy_pairs)
         tr_src, tr_tgt = tokens([s for s, _ in train]), tokens([t for _, t in train])
         if mode == "subword":
             from nnkit.datasets.subwords import decode_model, pieces
@@ -246,7 +257,7 @@ class TranslationTask(Task):
                    "target vocabulary": len(target_vocab) + 2, "longest source (tokens)": max_src - 1,
                    "longest target (tokens)": max_tgt - 1, **info,
                    **unknown_rates(tokens([s for s, _ in test]), source_vocab, mode)}
-        return Prepared(train=train, val=val, test=test, state=state, summary=summary,
+        return Prepared(train=train, val=val, test=test, state=state, summary=summary, extra={"copy_pairs": copy_pairs},
                         fingerprint=fingerprint(source_name, mode, *[f"{s}\t{t}" for s, t in pairs[:50000]]))
 
     # -- ids ----------------------------------------------------------------------------
@@ -285,7 +296,8 @@ class TranslationTask(Task):
 
     def datasets(self, cfg: dict, prepared: Prepared, batch_size: int):
         seed = cfg["train"]["seed"]
-        train = self._dataset(prepared.train, prepared.state, batch_size, True, seed)
+        train = self._dataset(prepared.train + prepared.extra.get("copy_pairs", []), prepared.state, batch_size,
+                              True, seed)
         val = self._dataset(prepared.val, prepared.state, batch_size, False, seed) if prepared.val else None
         return train, val
 
@@ -324,8 +336,9 @@ class TranslationTask(Task):
                                                          state["punctuation_spacing"]).numpy()]
 
     def evaluate(self, model, prepared: Prepared, cfg: dict) -> Evaluation:
+        from nnkit.datasets.names_numbers import copy_rate
         from nnkit.datasets.pairs import translate_word_by_word, word_dictionary
-        from nnkit.tasks.translation.quality import example_tables, names_numbers
+        from nnkit.tasks.translation.quality import example_tables, names_numbers, probe
 
         state = prepared.state
         test = prepared.test
@@ -343,8 +356,16 @@ class TranslationTask(Task):
         dict_scores = text_scores(dict_hyps, refs, canonical, long_mask)
         kept, n_keep, n_keep_sentences = names_numbers(prepared.train, sources, refs, {
             "model": hyps, "copy_source": sources, "word_dictionary": dict_hyps})
+        # the probe: test pairs whose shared names/numbers are swapped for invented ones (hundreds, not a handful)
+        probe_pairs, probe_known = probe(prepared.train + prepared.extra.get("copy_pairs", []), test,
+                                         cfg["train"]["seed"])
+        probe_src, probe_ref = [s for s, _ in probe_pairs], [t for _, t in probe_pairs]
+        probe_hyps = translate_all(translator, probe_src)
+        probed = {name: copy_rate(probe_src, probe_ref, outputs, probe_known) for name, outputs in
+                  (("model", probe_hyps), ("copy_source", probe_src),
+                   ("word_dictionary", [translate_word_by_word(s, dictionary) for s in probe_src]))}
         for scores, name in ((model_scores, "model"), (copy_scores, "copy_source"), (dict_scores, "word_dictionary")):
-            scores.update(kept[name])
+            scores.update(kept[name], copy_rate_probe=probed[name].rate)
         width = state["beam_width"]
         decoding = "greedy decoding" if width == 1 else f"beam search (width {width})"
         verdict = (f"With {decoding}, the model translates {model_scores['exact_match']:.1%} of the "
@@ -356,6 +377,10 @@ class TranslationTask(Task):
             verdict += (f" Names and numbers: the output keeps {model_scores['copy_rate']:.1%} of the {n_keep} "
                         f"numbers and unseen capitalised words that the references keep ({n_keep_sentences} "
                         "test sentences).")
+        if probed["model"].items:
+            verdict += (f" On {len(probe_pairs)} test sentences with their names/numbers swapped for invented ones, "
+                        f"it keeps {probed['model'].rate:.1%} of {probed['model'].items} (numbers "
+                        f"{_pct(probed['model'].numbers)}, names {_pct(probed['model'].names)}).")
         order = np.argsort(-lengths, kind="stable")
         n_show = cfg["eval"]["examples"]
         picks = list(order[: n_show // 2]) + list(range(0, len(test), max(1, len(test) // max(1, n_show - n_show // 2))))
@@ -376,12 +401,17 @@ class TranslationTask(Task):
                            "| source | reference | model |\n|---|---|---|\n" +
                            "\n".join(f"| {_md(sources[i])} | {_md(refs[i])} | {_md(hyps[i])} |" for i in wrong)))
         tables += example_tables(prepared.train, sources, refs, hyps, n_show)
+        if probe_pairs and n_show:
+            tables.append(("Names/numbers probe (invented names, random numbers)",
+                           "| source | model |\n|---|---|\n" + "\n".join(
+                               f"| {_md(s)} | {_md(h)} |" for s, h in list(zip(probe_src, probe_hyps))[:n_show])))
         return Evaluation(
             primary="exact_match", higher_is_better=True, model=model_scores,
             baselines={"copy_source": copy_scores, "word_dictionary": dict_scores}, verdict=verdict, tables=tables,
             details={"test_pairs": len(test), "decoding": decoding, "long_inputs_min_length": float(cut),
                      "tokenization": state["tokenize"], "names_numbers_to_keep": n_keep,
-                     "names_numbers_sentences": n_keep_sentences},
+                     "names_numbers_sentences": n_keep_sentences, "probe_sentences": len(probe_pairs),
+                     "probe_tokens_to_keep": probed["model"].items},
             artifacts={"translator": translator, "sources": sources, "lengths": lengths, "hyps": hyps})
 
     def plots(self, model, prepared: Prepared, evaluation: Evaluation, run) -> list:
@@ -428,3 +458,7 @@ class TranslationTask(Task):
 
 def _md(text: str) -> str:
     return text.replace("|", "\\|")
+
+
+def _pct(value) -> str:
+    return "–" if value is None else f"{value:.1%}"
