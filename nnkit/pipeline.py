@@ -56,7 +56,8 @@ def resolve(recipe_ref: str, data: str | None = None, config_file: str | None = 
         flag_layer.setdefault("data", {})["path"] = str(Path(data).expanduser().resolve())
     cfg = config_mod.resolve(schema, recipe.config, file_layer,
                              config_mod.merge(set_layer, flag_layer),
-                             recipe_source=str(recipe.path), config_source=str(config_file))
+                             recipe_source=str(recipe.path), config_source=str(config_file),
+                             with_data=recipe.with_data if data is not None else None)
     cfg["recipe"]["name"] = recipe.name
     return Resolved(recipe, task, cfg)
 

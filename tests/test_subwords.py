@@ -119,3 +119,21 @@ def test_subword_run_exports_and_serves_what_the_model_says(tmp_path):
     assert predicted.exit_code == 0, predicted.output
     assert [r["translation"] for r in json.loads((tmp_path / "p.json").read_text())] == in_memory
     assert all(isinstance(t, str) for t in in_memory) and any(in_memory)
+
+
+def test_recipe_with_data_table_applies_only_to_the_users_data(tmp_path):
+    from nnkit.errors import NnkitError
+    from nnkit.pipeline import resolve
+
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('[recipe]\ntask = "translation"\n[model]\nunits = 32\n'
+                      '[with_data.model]\nunits = 48\n[with_data.eval]\nbeam_width = 3\n', encoding="utf-8")
+    bundled = resolve(str(recipe)).cfg
+    own = resolve(str(recipe), data=str(tmp_path / "pairs.tsv")).cfg
+    forced = resolve(str(recipe), data=str(tmp_path / "pairs.tsv"), overrides=["model.units=8"]).cfg
+    assert (bundled["model"]["units"], bundled["eval"]["beam_width"]) == (32, 1)
+    assert (own["model"]["units"], own["eval"]["beam_width"]) == (48, 3)
+    assert forced["model"]["units"] == 8  # --set still wins
+    recipe.write_text('[recipe]\ntask = "translation"\n[with_data.model]\nunitz = 48\n', encoding="utf-8")
+    with pytest.raises(NnkitError, match="unitz"):
+        resolve(str(recipe), data="x.tsv")
