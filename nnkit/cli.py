@@ -250,7 +250,6 @@ def evaluate(run_dir, **options):
     """Evaluate a run's model (and baselines) on its test part; rewrite metrics and report."""
     from nnkit import pipeline
     from nnkit.runs import open_run
-    from nnkit.train import load_model
 
     run = open_run(run_dir)
     resolved = pipeline.run_config(run)
@@ -264,10 +263,7 @@ def evaluate(run_dir, **options):
         for name, value in chosen.items():
             getattr(task, name)(ctx, value)
         return
-    model = load_model(run.model_file, task.custom_objects())
-    prepared = task.load(cfg)
-    pipeline.evaluate(run, task, cfg, model, prepared)
-    pipeline.report(run)
+    pipeline.evaluate_run(run)
     click.echo(run.metrics_file.read_text())
 
 

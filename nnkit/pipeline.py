@@ -103,20 +103,30 @@ def _guard(run: Run, work):
 # -- stages ------------------------------------------------------------------------------
 
 def start(resolved: Resolved, stages=RUN_STAGES, out: str | None = None, runs_root: str = "runs",
-          command: list[str] | None = None) -> Run:
-    """Load the data (so bad data fails before anything is written), then create and run."""
+          command: list[str] | None = None, *, adopt=None, callbacks=None, on_stage=None) -> Run:
+    """Load the data (so bad data fails before anything is written), then create and run.
+
+    For callers above the pipeline (``nnkit.api``): ``adopt(run, cfg, prepared) -> cfg`` is
+    called once the run folder exists, before ``config.toml`` and ``meta.json`` are written
+    (in-memory data staged elsewhere moves into the run folder and the config points at it,
+    so later commands read it there); ``callbacks`` are
+    extra Keras callbacks for ``train.fit``; ``on_stage(stage, event)`` hears each stage's
+    "start" and "done".
+    """
     task, cfg = resolved.task, resolved.cfg
     _quiet_tensorflow()
     _prepare_devices(cfg)
     prepared = task.load(cfg)
     run = create_run(resolved.recipe.name, out=out, root=runs_root)
+    if adopt is not None:
+        cfg = adopt(run, cfg, prepared)
     write_text(run.config_file, config_mod.to_toml(cfg))
     meta = base_meta(resolved.recipe.name, task.name, cfg, command)
     meta.update(requested_stages=list(stages), data_fingerprint=prepared.fingerprint, pid=os.getpid(),
                 data=prepared.summary)
     write_json(run.meta_file, meta)
     write_json(run.state_file, prepared.state)
-    _guard(run, lambda: _execute(run, task, cfg, stages, prepared))
+    _guard(run, lambda: _execute(run, task, cfg, stages, prepared, callbacks, on_stage))
     return run
 
 
@@ -135,7 +145,7 @@ def resume(run_path: str) -> Run:
     return run
 
 
-def _execute(run: Run, task, cfg: dict, stages, prepared) -> None:
+def _execute(run: Run, task, cfg: dict, stages, prepared, callbacks=None, on_stage=None) -> None:
     from nnkit import train
 
     done = set(run.meta().get("stages", []))
@@ -144,31 +154,41 @@ def _execute(run: Run, task, cfg: dict, stages, prepared) -> None:
         prepared = task.load(cfg)
     run.update_meta(versions={**run.meta()["versions"], **train.versions()})
     if "train" in stages and "train" not in done:
-        model = train.fit(task, cfg, prepared, run)
-        _stage_done(run, "train")
+        _heard(on_stage, "train", "start")
+        model = train.fit(task, cfg, prepared, run, extra_callbacks=callbacks)
+        _stage_done(run, "train", on_stage)
     if "train" in run.meta().get("stages", []):
         import shutil  # the resumable checkpoint is no longer needed once model.keras is recorded
 
         shutil.rmtree(run.checkpoint_dir / "backup", ignore_errors=True)
     if "evaluate" in stages and "evaluate" not in done:
+        _heard(on_stage, "evaluate", "start")
         model = model or train.load_model(run.model_file, task.custom_objects())
         evaluate(run, task, cfg, model, prepared)
-        _stage_done(run, "evaluate")
+        _stage_done(run, "evaluate", on_stage)
     if "report" in stages and "report" not in done:
+        _heard(on_stage, "report", "start")
         report(run)
-        _stage_done(run, "report")
+        _stage_done(run, "report", on_stage)
     if "export" in stages and "export" not in done:
         from nnkit.export import export
 
+        _heard(on_stage, "export", "start")
         export(run, task, "saved_model", model)
-        _stage_done(run, "export")
+        _stage_done(run, "export", on_stage)
     run.set_status("finished")
 
 
-def _stage_done(run: Run, stage: str) -> None:
+def _stage_done(run: Run, stage: str, on_stage=None) -> None:
     stages = run.meta().get("stages", [])
     if stage not in stages:
         run.update_meta(stages=stages + [stage])
+    _heard(on_stage, stage, "done")
+
+
+def _heard(on_stage, stage: str, event: str) -> None:
+    if on_stage is not None:
+        on_stage(stage, event)
 
 
 def evaluate(run: Run, task, cfg: dict, model, prepared):
@@ -180,6 +200,17 @@ def evaluate(run: Run, task, cfg: dict, model, prepared):
     plot_history(run)
     task.plots(model, prepared, evaluation, run)
     return evaluation
+
+
+def evaluate_run(run: Run) -> None:
+    """``nnkit evaluate RUN``: reload the model and the data the run names, evaluate, rewrite the report."""
+    from nnkit import train
+
+    resolved = run_config(run)
+    task, cfg = resolved.task, resolved.cfg
+    model = train.load_model(run.model_file, task.custom_objects())
+    evaluate(run, task, cfg, model, task.load(cfg))
+    report(run)
 
 
 def report(run: Run) -> Path:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from nnkit.builders._keras import keras
 from nnkit.config import Field
 
-from nnkit.builders.blocks import (ACTIVATIONS, activation as apply_activation, check_choice, check_positive, check_rate, classifier_head,
-                                   normalization)
+from nnkit.builders.blocks import (ACTIVATIONS, activation as apply_activation, check_choice, check_positive,
+                                   check_rate, classifier_head, normalization)
 
 POOLING = ("max", "avg", "none")
 

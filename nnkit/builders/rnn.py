@@ -41,7 +41,8 @@ def rnn_stack(x, *, cell: str = "lstm", units: int = 64, depth: int = 1, bidirec
     check_rate("recurrent_dropout", recurrent_dropout)
     for i in range(depth):
         sequences = return_sequences or i < depth - 1
-        layer = getattr(keras.layers, CELLS[cell])(units, return_sequences=sequences, recurrent_dropout=recurrent_dropout,
+        layer_class = getattr(keras.layers, CELLS[cell])
+        layer = layer_class(units, return_sequences=sequences, recurrent_dropout=recurrent_dropout,
                             name=f"{name}_{cell}{i + 1}")
         if bidirectional:
             layer = keras.layers.Bidirectional(layer, name=f"{name}_bi{cell}{i + 1}")

@@ -113,7 +113,8 @@ class EmbeddingTask(Task):
 
         # num_negatives is the sampler's setting too (model.negatives): passed by the task
         return build_from_config(build_item2vec, ITEM2VEC_OPTIONS, cfg["model"], prepared.train.vocab_size,
-                                 num_negatives=cfg["model"]["negatives"], num_categories=self._category_head(cfg, prepared))
+                                 num_negatives=cfg["model"]["negatives"],
+                                 num_categories=self._category_head(cfg, prepared))
 
     def compile_kwargs(self, cfg: dict, prepared: Prepared) -> dict:
         import keras
