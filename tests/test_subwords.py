@@ -95,12 +95,15 @@ def test_subword_run_exports_and_serves_what_the_model_says(tmp_path):
     data.write_text("".join(f"{s}\t{t}\tCC-BY\n" for s, t in tiny_pairs()), encoding="utf-8")
     out = tmp_path / "run"
     result = CliRunner().invoke(cli, ["run", "translate", "--data", str(data), "--out", str(out), "--quiet",
-                                      "--set", "train.epochs=1", "--set", "model.units=16",
-                                      "--set", "model.embed_dim=8", "--set", "data.subword_vocab=400",
+                                      "--set", "train.epochs=1", "--set", "model.units=16", "--set", "model.depth=1",
+                                      "--set", "model.ff_dim=32", "--set", "model.heads=2",
+                                      "--set", "data.subword_vocab=400",
                                       "--set", "eval.heatmaps=0", "--set", "eval.examples=4"])
     assert result.exit_code == 0, result.output
     state = json.loads((out / "state.json").read_text())
     assert state["tokenize"] == "subword" and state["source_vocab"] == state["target_vocab"]  # auto, joint
+    config = (out / "config.toml").read_text()
+    assert 'arch = "transformer"' in config and "beam_width = 4" in config  # the recipe's [with_data] defaults
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["baselines"]["copy_source"]["copy_rate"] == 1.0  # names and numbers kept by the references
     assert 0.0 <= metrics["model"]["copy_rate"] <= 1.0 and metrics["details"]["names_numbers_to_keep"] > 0
