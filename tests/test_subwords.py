@@ -95,7 +95,8 @@ def test_subword_run_exports_and_serves_what_the_model_says(tmp_path):
     data.write_text("".join(f"{s}\t{t}\tCC-BY\n" for s, t in tiny_pairs()), encoding="utf-8")
     out = tmp_path / "run"
     result = CliRunner().invoke(cli, ["run", "translate", "--data", str(data), "--out", str(out), "--quiet",
-                                      "--set", "train.epochs=1", "--set", "model.units=16", "--set", "model.depth=1",
+                                      "--set", "train.epochs=5", "--set", "train.learning_rate=0.01",
+                                      "--set", "train.patience=5", "--set", "model.units=16", "--set", "model.depth=1",
                                       "--set", "model.ff_dim=32", "--set", "model.heads=2",
                                       "--set", "data.subword_vocab=400",
                                       "--set", "eval.heatmaps=0", "--set", "eval.examples=4"])
