@@ -1,13 +1,16 @@
 """Catalogue scale: 1,000,000 products in 500 categories, one epoch of >= 10M skip-gram pairs.
 
 Measures nnkit's item2vec (tf.data pairs + Keras, sparse SGD) on the shop
-generator's sessions: training pairs per second, peak memory (RSS), kNN
-category accuracy on a sample of held-out products; then gensim's Word2Vec
-(skip-gram, same dimension, window, negatives, subsampling, one epoch, same
-number of worker threads) on the same sessions, its wall time and accuracy,
-and the ratio of wall times.
+generator's sessions and gensim's Word2Vec (skip-gram, same dimension,
+window, negatives, subsampling, one epoch, same number of worker threads) on
+the same sessions, in ``--rounds`` alternating rounds inside this one process
+(nnkit, gensim, nnkit, gensim, ...), so a machine shared with other jobs
+slows both sides alike within a round. Prints every round's wall times and
+ratio, the median ratio and its spread (min-max), the load average around
+each round, nnkit's training pairs per second and peak memory, and kNN
+category accuracy of both (last round's vectors) on held-out products.
 
-    python bench/products_scale.py [--products 1000000] [--categories 500] [--sessions 500000] [--zipf 1.0]
+    python bench/products_scale.py [--rounds 3] [--products 1000000] [--categories 500] [--sessions 500000]
 """
 
 from __future__ import annotations
@@ -46,8 +49,11 @@ def main():
     parser.add_argument("--eval-sample", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-gensim", action="store_true")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps-per-execution", type=int, default=8)
     args = parser.parse_args()
 
+    import keras
     import tensorflow as tf
 
     from nnkit import train as T
@@ -57,8 +63,9 @@ def main():
     sets = [f"data.products={args.products}", f"data.categories={args.categories}",
             f"data.sessions={args.sessions}", f"data.zipf={args.zipf}", "data.min_count=1", f"model.dim={args.dim}",
             f"model.window={args.window}", f"model.negatives={args.negatives}", f"model.subsample={args.sample}",
-            "train.epochs=1", f"train.batch_size={args.batch}", f"train.learning_rate={args.lr}",
-            "train.steps_per_execution=8"]
+            "model.context=window", "train.epochs=1", f"train.batch_size={args.batch}",
+            f"train.learning_rate={args.lr}",
+            f"train.steps_per_execution={args.steps_per_execution}"]
     resolved = resolve("products", overrides=sets)
     task, cfg = resolved.task, resolved.cfg
     start = time.perf_counter()
@@ -69,72 +76,81 @@ def main():
           f"{data.n_sessions:,} sessions, "
           f"{data.tokens.size:,} events, {data.vocab_size:,} products seen; generated and indexed in {t_data:.1f}s")
     print(f"skip-gram: dim {args.dim}, window {args.window}, negatives {args.negatives}, sample {args.sample}, "
-          f"{args.batch} centres per step, plain SGD (sparse row updates); {os.cpu_count()} CPU threads")
+          f"{args.batch} centres per step, plain SGD (sparse row updates); "
+          f"{os.cpu_count()} CPU threads; load average {os.getloadavg()[0]:.1f} (1 min)")
 
-    # nnkit: one epoch, counting the pairs the pipeline actually produced
-    T.apply_seed(cfg["train"])
-    ds, _ = task.datasets(cfg, prepared, args.batch)
-    pairs = tf.Variable(0, dtype=tf.int64, trainable=False)
+    corpus_dir = tempfile.TemporaryDirectory()
+    corpus = Path(corpus_dir.name) / "sessions.txt"
+    with open(corpus, "w") as handle:  # gensim's fastest input; written once, outside the timings
+        for s, e in zip(data.offsets[:-1], data.offsets[1:]):
+            handle.write(" ".join(data.item_ids[data.tokens[s:e]]) + "\n")
 
-    def count(x, y):
-        with tf.control_dependencies([pairs.assign_add(tf.cast(tf.shape(x[0])[0], tf.int64))]):
-            return tuple(tf.identity(v) for v in x), y
+    def run_nnkit():
+        """One epoch from a fresh model; returns (seconds, pairs, vectors)."""
+        T.apply_seed(cfg["train"])
+        ds, _ = task.datasets(cfg, prepared, args.batch)
+        pairs = tf.Variable(0, dtype=tf.int64, trainable=False)
 
-    ds = ds.map(count)
-    model = task.build_model(cfg, prepared)
-    model.compile(optimizer=T.make_optimizer(cfg["train"], int(ds.cardinality())),
-                  steps_per_execution=cfg["train"]["steps_per_execution"], **task.compile_kwargs(cfg, prepared))
-    start = time.perf_counter()
-    model.fit(ds, epochs=1, verbose=0)
-    t_nnkit = time.perf_counter() - start
-    n_pairs = int(pairs.numpy())
-    rss_nnkit = peak_rss_mb()
-    vectors = task.vectors(model)
-    print(f"nnkit item2vec: {n_pairs:,} pairs in {t_nnkit:.1f}s = {n_pairs / t_nnkit:,.0f} pairs/s; "
-          f"peak RSS so far {rss_nnkit:,.0f} MB (two {data.vocab_size:,} x {args.dim} float32 tables = "
-          f"{2 * data.vocab_size * args.dim * 4 / 2**20:,.0f} MB)")
+        def count(x, y):
+            with tf.control_dependencies([pairs.assign_add(tf.cast(tf.shape(x[0])[0], tf.int64))]):
+                return tuple(tf.identity(v) for v in x), y
 
-    # the evaluation sample: held-out products seen at least 5 times
-    rng = np.random.default_rng(0)
-    held = prepared.test[data.counts[prepared.test] >= 5]
-    queries = np.sort(rng.choice(held, min(args.eval_sample, held.size), replace=False))
-    start = time.perf_counter()
-    ours = category_metrics(vectors, data.categories, queries, k=10, probe_folds=0)
-    t_eval = time.perf_counter() - start
-    rnd = category_metrics(rng.normal(size=(data.vocab_size, 8)).astype(np.float32), data.categories,
-                           queries, k=10, probe_folds=0)
-    print(f"kNN category accuracy on {queries.size} held-out products (count >= 5; neighbours among all "
-          f"{data.vocab_size:,}): nnkit {ours['knn_accuracy']:.3f}, random {rnd['knn_accuracy']:.3f} "
-          f"(search {t_eval:.1f}s)")
-    del model
-    if args.no_gensim:
-        return
+        ds = ds.map(count)
+        model = task.build_model(cfg, prepared)
+        model.compile(optimizer=T.make_optimizer(cfg["train"], int(ds.cardinality())),
+                      steps_per_execution=cfg["train"]["steps_per_execution"], **task.compile_kwargs(cfg, prepared))
+        start = time.perf_counter()
+        model.fit(ds, epochs=1, verbose=0)
+        seconds = time.perf_counter() - start
+        vectors = task.vectors(model)
+        del model
+        keras.backend.clear_session(free_memory=False)
+        return seconds, int(pairs.numpy()), vectors
 
-    from gensim.models import Word2Vec
+    def run_gensim():
+        from gensim.models import Word2Vec
 
-    with tempfile.TemporaryDirectory() as tmp:
-        corpus = Path(tmp) / "sessions.txt"
-        ids = data.item_ids
-        with open(corpus, "w") as handle:
-            for s, e in zip(data.offsets[:-1], data.offsets[1:]):
-                handle.write(" ".join(ids[data.tokens[s:e]]) + "\n")
         start = time.perf_counter()
         w2v = Word2Vec(corpus_file=str(corpus), vector_size=args.dim, window=args.window,
                        negative=args.negatives, sg=1, epochs=1, min_count=1, sample=args.sample,
                        workers=args.workers, seed=0)
-        t_gensim = time.perf_counter() - start
-    rows = np.array([w2v.wv.key_to_index[i] for i in ids])
-    theirs = category_metrics(w2v.wv.vectors[rows], data.categories, queries, k=10, probe_folds=0)
-    print(f"gensim Word2Vec (corpus_file, {args.workers} workers, vocabulary + 1 epoch): {t_gensim:.1f}s; "
-          f"kNN category accuracy {theirs['knn_accuracy']:.3f}")
+        seconds = time.perf_counter() - start
+        rows = np.array([w2v.wv.key_to_index[i] for i in data.item_ids])
+        return seconds, w2v.wv.vectors[rows]
+
+    rounds = []
     print()
-    print("| | wall s | pairs/s | kNN acc | precision@10 |")
-    print("|---|---|---|---|---|")
-    print(f"| nnkit item2vec | {t_nnkit:.1f} | {n_pairs / t_nnkit:,.0f} | {ours['knn_accuracy']:.3f} | "
-          f"{ours['precision_at_10']:.3f} |")
-    print(f"| gensim Word2Vec | {t_gensim:.1f} | ~{n_pairs / t_gensim:,.0f} | {theirs['knn_accuracy']:.3f} | "
-          f"{theirs['precision_at_10']:.3f} |")
-    print(f"\nwall time ratio nnkit / gensim: {t_nnkit / t_gensim:.2f}x (peak RSS {peak_rss_mb():,.0f} MB)")
+    print("| round | load avg before | nnkit wall s | nnkit pairs/s | gensim wall s | ratio nnkit/gensim |")
+    print("|---|---|---|---|---|---|")
+    for r in range(args.rounds):
+        load = os.getloadavg()[0]
+        t_nnkit, n_pairs, vectors = run_nnkit()
+        t_gensim, g_vectors = (float("nan"), None) if args.no_gensim else run_gensim()
+        rounds.append((t_nnkit, t_gensim))
+        print(f"| {r + 1} | {load:.1f} | {t_nnkit:.1f} | {n_pairs / t_nnkit:,.0f} | {t_gensim:.1f} | "
+              f"{t_nnkit / t_gensim:.2f}x |", flush=True)
+    corpus_dir.cleanup()
+    ratios = np.array([a / b for a, b in rounds])
+    nn, gs = np.array(rounds).T
+    print(f"\nnnkit {np.median(nn):.1f}s (min {nn.min():.1f}, max {nn.max():.1f}); gensim {np.median(gs):.1f}s "
+          f"(min {gs.min():.1f}, max {gs.max():.1f}); ratio nnkit/gensim median {np.median(ratios):.2f}x "
+          f"(min {ratios.min():.2f}, max {ratios.max():.2f}) over {args.rounds} rounds; "
+          f"{n_pairs:,} nnkit pairs per epoch; peak RSS {peak_rss_mb():,.0f} MB; load average now "
+          f"{os.getloadavg()[0]:.1f}")
+
+    # recovery, on the last round's vectors: held-out products seen at least 5 times
+    rng = np.random.default_rng(0)
+    held = prepared.test[data.counts[prepared.test] >= 5]
+    queries = np.sort(rng.choice(held, min(args.eval_sample, held.size), replace=False))
+    ours = category_metrics(vectors, data.categories, queries, k=10, probe_folds=0)
+    rnd = category_metrics(rng.normal(size=(data.vocab_size, 8)).astype(np.float32), data.categories,
+                           queries, k=10, probe_folds=0)
+    line = (f"kNN category accuracy on {queries.size} held-out products (count >= 5; neighbours among all "
+            f"{data.vocab_size:,}): nnkit {ours['knn_accuracy']:.3f} (precision@10 {ours['precision_at_10']:.3f})")
+    if g_vectors is not None:
+        theirs = category_metrics(g_vectors, data.categories, queries, k=10, probe_folds=0)
+        line += f", gensim {theirs['knn_accuracy']:.3f} (precision@10 {theirs['precision_at_10']:.3f})"
+    print(line + f", random {rnd['knn_accuracy']:.3f}")
 
 
 if __name__ == "__main__":

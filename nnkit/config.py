@@ -16,6 +16,7 @@ the bad key came from. This module never imports TensorFlow.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import difflib
 import math
 import sys
@@ -43,6 +44,16 @@ class Field:
     max: float | None = None
     type: type | tuple | None = None  # inferred from the default when None
     item_type: type | tuple | None = None  # for lists; inferred from the default's items
+    min_items: int | None = None  # lists: fewest items (None: 1 for a list of sizes, see min_length)
+    max_items: int | None = None  # lists: most items
+    recipe_only: bool = False  # defines the recipe: only the recipe file sets it, never --set/--config
+
+    def min_length(self) -> int:
+        """Fewest items of a list: a list of sizes with a lower bound (filters, units) is never empty."""
+        if self.min_items is not None:
+            return self.min_items
+        default = self.default
+        return 1 if isinstance(default, list) and default and self.min is not None else 0
 
     def expected_type(self):
         if self.type is not None:
@@ -54,6 +65,14 @@ class Field:
         if self.choices is not None:
             return "one of " + ", ".join(repr(c) for c in self.choices)
         kind = _type_words(self.expected_type(), self.item_type or _item_type(self.default))
+        if isinstance(self.default, list):
+            fewest, most = self.min_length(), self.max_items
+            if fewest and fewest == most:
+                kind += f" of exactly {fewest} item{'s' if fewest > 1 else ''}"
+            elif fewest:
+                kind += f" of at least {fewest} item{'s' if fewest > 1 else ''}"
+            elif most is not None:
+                kind += f" of at most {most} items"
         bounds = []
         if self.min is not None:
             bounds.append(f">= {self.min}")
@@ -109,8 +128,8 @@ def declared(options: Mapping[str, Field], keys=None, *, help_prefix: str = "", 
 # -- the sections every task shares ----------------------------------------------------
 
 RECIPE_SCHEMA = {
-    "name": Field("", "recipe name (defaults to the file name)"),
-    "task": Field("", "task that runs this recipe"),
+    "name": Field("", "recipe name (defaults to the file name)", recipe_only=True),
+    "task": Field("", "task that runs this recipe", recipe_only=True),
     "description": Field("", "one line shown by `nnkit list`"),
 }
 
@@ -134,7 +153,7 @@ TRAIN_SCHEMA = {
     "clipnorm": Field(0.0, "gradient clipping by norm (0 = off)", min=0.0, type=float),
     "early_stopping": Field(True, "stop when validation stops improving, restore the best weights"),
     "patience": Field(5, "early-stopping patience in epochs", min=0),
-    "seed": Field(0, "seed for splits, initialisation and shuffling", min=0),
+    "seed": Field(0, "seed for splits, initialisation and shuffling", min=0, max=2**32 - 1),  # NumPy's range
     "deterministic": Field(False, "bitwise-repeatable ops (slower): tf.config.experimental.enable_op_determinism"),
     "strategy": Field("default", "tf.distribute strategy", choices=tuple(STRATEGIES)),
     "jit_compile": Field(False, "XLA-compile the train step", type=(bool, str)),
@@ -156,8 +175,7 @@ def full_schema(task_schema: Mapping, train_defaults: Mapping | None = None) -> 
     schema = {"recipe": dict(RECIPE_SCHEMA), "train": dict(TRAIN_SCHEMA)}
     for key, value in (train_defaults or {}).items():
         base = schema["train"][key]
-        schema["train"][key] = Field(value, base.help, base.choices, base.min, base.max, base.type,
-                                     base.item_type)
+        schema["train"][key] = dataclasses.replace(base, default=value)
     for section, fields in task_schema.items():
         schema.setdefault(section, {}).update(fields)
     return schema
@@ -192,7 +210,7 @@ def _suggest(key: str, schema: Mapping) -> str:
         close = [k for k in keys if k.rsplit(".", 1)[-1] == leaf][:1]
         if not close:
             close = difflib.get_close_matches(leaf, keys, n=1, cutoff=0.4)
-    return f"; did you mean '{close[0]}'?" if close else ""
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def _check_value(key: str, value: Any, field: Field, source: str) -> Any:
@@ -208,7 +226,11 @@ def _check_value(key: str, value: Any, field: Field, source: str) -> Any:
         problem = "not a finite number"
     elif isinstance(value, list):
         item = field.item_type or _item_type(field.default)
-        if item is not None:
+        if len(value) < field.min_length():
+            problem = "too few items" if value else "empty list"
+        elif field.max_items is not None and len(value) > field.max_items:
+            problem = "too many items"
+        elif item is not None:
             items = item if isinstance(item, tuple) else (item,)
             for i, element in enumerate(value):
                 if float in items and isinstance(element, int) and not isinstance(element, bool):
@@ -216,8 +238,14 @@ def _check_value(key: str, value: Any, field: Field, source: str) -> Any:
                 if not isinstance(element, items) or (isinstance(element, bool) and bool not in items):
                     problem = f"item {i} has the wrong type"
                     break
-                if field.min is not None and isinstance(element, (int, float)) and element < field.min:
+                if isinstance(element, (int, float)) and not isinstance(element, bool) and (
+                        (field.min is not None and element < field.min)
+                        or (field.max is not None and element > field.max)
+                        or (isinstance(element, float) and not math.isfinite(element))):
                     problem = f"item {i} is out of range"
+                    break
+                if field.choices is not None and element not in field.choices:
+                    problem = f"item {i} is not an allowed value"
                     break
     elif field.choices is not None and value not in field.choices:
         problem = "not an allowed value"
@@ -225,7 +253,7 @@ def _check_value(key: str, value: Any, field: Field, source: str) -> Any:
         if (field.min is not None and value < field.min) or (field.max is not None and value > field.max):
             problem = "out of range"
     if problem:
-        raise ConfigError(f"{source}: config key '{key}': {problem}: received {value!r} "
+        raise ConfigError(f"{source}: config key {key!r}: {problem}: received {value!r} "
                           f"({type(value).__name__}); expected {field.describe()}")
     return value
 
@@ -235,23 +263,23 @@ def validate(cfg: Mapping, schema: Mapping, source: str = "config", prefix: str 
     """Check every key of a (partial) config against the schema; return a cleaned copy."""
     hints = full_schema_for_hints or schema
     if not isinstance(cfg, Mapping):
-        raise ConfigError(f"{source}: '{prefix.rstrip('.') or 'config'}' must be a table, "
+        raise ConfigError(f"{source}: {prefix.rstrip('.') or 'config'!r} must be a table, "
                           f"received {cfg!r}")
     out = {}
     for key, value in cfg.items():
         name = f"{prefix}{key}"
         if key not in schema:
-            raise ConfigError(f"{source}: unknown config key '{name}' (received {value!r})"
+            raise ConfigError(f"{source}: unknown config key {name!r} (received {value!r})"
                               f"{_suggest(name, hints)}")
         spec = schema[key]
         if isinstance(spec, Mapping):
             if not isinstance(value, Mapping):
-                raise ConfigError(f"{source}: config key '{name}' is a section; received {value!r}, "
+                raise ConfigError(f"{source}: config key {name!r} is a section; received {value!r}, "
                                   f"expected keys such as {', '.join(list(spec)[:3])}")
             out[key] = validate(value, spec, source, name + ".", hints)
         else:
-            if isinstance(value, Mapping):
-                raise ConfigError(f"{source}: config key '{name}': received a table; "
+            if isinstance(value, Mapping) and spec.expected_type() is not dict:
+                raise ConfigError(f"{source}: config key {name!r}: received a table; "
                                   f"expected {spec.describe()}")
             out[key] = _check_value(name, copy.deepcopy(value), spec, source)
     return out
@@ -262,11 +290,15 @@ def validate(cfg: Mapping, schema: Mapping, source: str = "config", prefix: str 
 def read_toml(path: str | Path, what: str = "config file") -> dict:
     path = Path(path)
     if not path.is_file():
+        if path.exists():  # a folder, a FIFO (would block), a device (would never end)
+            raise ConfigError(f"{path}: not a regular file; expected a TOML {what}")
         raise ConfigError(f"{what} not found: {path}")
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); expected a TOML file") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: cannot read: permission denied (EACCES); fix the permissions") from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -285,7 +317,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key, raw = key.strip(), raw.strip()
     parts = key.split(".")
     if not key or not all(p.strip() for p in parts) or any(p != p.strip() for p in parts):
-        raise ConfigError(f"--set {text!r}: '{key}' is not a dotted key such as train.epochs")
+        raise ConfigError(f"--set {text!r}: {key!r} is not a dotted key such as train.epochs")
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
@@ -293,7 +325,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
             raise ConfigError(f"--set {text!r}: value {raw!r} is not valid TOML "
                               "(lists like [32,64], strings in quotes)") from None
         value = raw  # a bare word such as MSFT or lstm
-    if isinstance(value, dict) or (hasattr(value, "isoformat") and not isinstance(value, str)):
+    table_ok = parts[0] == "tune"  # a search-space entry may be a table: {log = [1e-4, 1e-2]}
+    if (isinstance(value, dict) and not table_ok) or (hasattr(value, "isoformat") and not isinstance(value, str)):
         raise ConfigError(f"--set {text!r}: value must be a number, boolean, string or list")
     return parts, value
 
@@ -306,7 +339,7 @@ def overrides_to_dict(items) -> dict:
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise ConfigError(f"--set {item!r}: '{part}' is set both as a value and a section")
+                raise ConfigError(f"--set {item!r}: {part!r} is set both as a value and a section")
         node[parts[-1]] = value
     return out
 
@@ -337,9 +370,24 @@ def resolve(schema: Mapping, recipe: Mapping, config_file: Mapping | None = None
         (overrides or {}, "--set"),
     ]
     cfg = defaults(schema)
-    for layer, source in layers:
-        cfg = merge(cfg, validate(layer, schema, source))
+    for index, (layer, source) in enumerate(layers):
+        checked = validate(layer, schema, source)
+        if index:  # only the recipe file says what the recipe is
+            _refuse_recipe_keys(checked, schema, cfg, source)
+        cfg = merge(cfg, checked)
     return cfg
+
+
+def _refuse_recipe_keys(layer: Mapping, schema: Mapping, cfg: Mapping, source: str, prefix: str = "") -> None:
+    """A key that defines the recipe (recipe.task) may be repeated with its value, never changed."""
+    for key, value in layer.items():
+        spec = schema[key]
+        if isinstance(spec, Mapping):
+            _refuse_recipe_keys(value, spec, cfg.get(key, {}), source, f"{prefix}{key}.")
+        elif spec.recipe_only and value != cfg.get(key):
+            raise ConfigError(f"{source}: config key {prefix + key!r} defines the recipe and cannot be "
+                              f"overridden (received {value!r}, the recipe has {cfg.get(key)!r}); "
+                              "use another recipe (nnkit list) or a recipe file of your own")
 
 
 def to_toml(cfg: Mapping) -> str:

@@ -34,7 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from nnkit.errors import NnkitError
+from nnkit.errors import NnkitError, PortTaken
 from nnkit.strategies import STRATEGIES
 
 CPU_DEVICES_ENV = "NNKIT_CPU_DEVICES"
@@ -323,6 +323,24 @@ def launch_local(command: str, recipe: str, args: list[str], workers: int, out: 
         raise NnkitError(f"--workers {workers}: expected at least 1")
     name = load_recipe(recipe).name
     run_path = str(create_run(name, out=out, root=runs_root).path)
+    for attempt in range(PORT_ATTEMPTS):
+        # The ports are free when chosen, but another program may take one before a worker listens
+        # on it; that worker then exits with PortTaken's code before writing anything, and the
+        # cluster starts again on new ports.
+        code, failed = _run_cluster(command, recipe, args, workers, run_path, timeout, echo)
+        if code != PortTaken.exit_code:
+            return code, run_path
+        echo(f"multi-worker run: worker {failed}'s port was taken; starting again on new ports")
+        shutil.rmtree(run_path, ignore_errors=True)  # empty or new when we began: only this attempt's files
+        create_run(name, out=run_path)
+    return 1, run_path
+
+
+PORT_ATTEMPTS = 5
+
+
+def _run_cluster(command, recipe, args, workers, run_path, timeout, echo) -> tuple[int, int | None]:
+    """One start of the local cluster; returns (exit code, the first worker that failed)."""
     scratch = Path(tempfile.mkdtemp(prefix="nnkit-workers-"))
     ports = free_ports(workers)
     base = [sys.executable, "-m", "nnkit.cli"]
@@ -378,9 +396,12 @@ def launch_local(command: str, recipe: str, args: list[str], workers: int, out: 
         for log in logs:
             log.close()
     reader.join(timeout=5)
+    if failed is not None and failed >= 0 and procs[failed].returncode == PortTaken.exit_code:
+        shutil.rmtree(scratch, ignore_errors=True)
+        return PortTaken.exit_code, failed
     if failed is not None:
         who = "timed out" if failed == -1 else f"worker {failed} failed (exit {procs[failed].returncode})"
         echo(f"multi-worker run: {who}; worker logs kept in {scratch}")
-        return (procs[0].returncode or 1), run_path
+        return (procs[0].returncode or 1), failed
     shutil.rmtree(scratch, ignore_errors=True)
-    return 0, run_path
+    return 0, None

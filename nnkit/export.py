@@ -19,7 +19,7 @@ from pathlib import Path
 
 from nnkit.errors import NnkitError
 from nnkit.export_formats import get_format, missing_packages
-from nnkit.runs import PARTIAL, sweep_partial
+from nnkit.runs import PARTIAL, check_replaceable, sweep_partial
 
 
 def export(run, task, fmt: str = "saved_model", model=None) -> Path:
@@ -33,6 +33,8 @@ def export(run, task, fmt: str = "saved_model", model=None) -> Path:
             raise NnkitError(f"{run.path}: no model.keras yet (train the run first)")
         model = load_model(run.model_file, task.custom_objects())
     target = run.export_dir / spec.filename
+    if target.is_symlink() or not target.is_dir():  # a FIFO, a device or a socket there is never replaced
+        check_replaceable(target)
     run.export_dir.mkdir(parents=True, exist_ok=True)
     sweep_partial(run.export_dir)  # what an export killed half-way left behind
     with tempfile.TemporaryDirectory(prefix=f"{PARTIAL}{fmt}-", dir=run.export_dir) as work:

@@ -18,8 +18,9 @@ from pathlib import Path
 from nnkit import config as config_mod
 from nnkit.errors import NnkitError
 from nnkit.registry import Recipe, load_recipe
-from nnkit.runs import Run, base_meta, create_run, open_run, sweep_partial, write_json, write_text
+from nnkit.runs import Run, base_meta, create_run, locked, open_run, sweep_partial, write_json, write_text
 from nnkit.tasks import get_task
+from nnkit.tuning import space as tuning_space
 
 RUN_STAGES = ("train", "evaluate", "report", "export")
 
@@ -29,6 +30,7 @@ DATA_SCHEMA = {"path": config_mod.Field("", "your data file or folder (empty: th
 def task_schema(task) -> dict:
     schema = config_mod.full_schema(task.schema, task.train_defaults)
     schema["data"] = {**DATA_SCHEMA, **schema.get("data", {})}
+    schema["tune"] = tuning_space.tune_section(schema)  # the search space nnkit tune reads
     return schema
 
 
@@ -64,6 +66,8 @@ def resolve(recipe_ref: str, data: str | None = None, config_file: str | None = 
                              with_data=recipe.with_data if (data is not None if own_data is None else own_data)
                              else None)
     cfg["recipe"]["name"] = recipe.name
+    cfg["tune"] = tuning_space.merge_layers(schema, [(recipe.config, str(recipe.path)),
+                                                     (file_layer, str(config_file)), (set_layer, "--set")])
     return Resolved(recipe, task, cfg)
 
 
@@ -108,7 +112,8 @@ def _guard(run: Run, work):
 # -- stages ------------------------------------------------------------------------------
 
 def start(resolved: Resolved, stages=RUN_STAGES, out: str | None = None, runs_root: str = "runs",
-          command: list[str] | None = None, *, adopt=None, callbacks=None, on_stage=None) -> Run:
+          command: list[str] | None = None, *, adopt=None, callbacks=None, on_stage=None,
+          run: Run | None = None) -> Run:
     """Load the data (so bad data fails before anything is written), then create and run.
 
     For callers above the pipeline (``nnkit.api``): ``adopt(run, cfg, prepared) -> cfg`` is
@@ -116,38 +121,96 @@ def start(resolved: Resolved, stages=RUN_STAGES, out: str | None = None, runs_ro
     (in-memory data staged elsewhere moves into the run folder and the config points at it,
     so later commands read it there); ``callbacks`` are
     extra Keras callbacks for ``train.fit``; ``on_stage(stage, event)`` hears each stage's
-    "start" and "done".
+    "start" and "done". ``run``: a folder made beforehand (nnkit tune's, holding its tune/).
     """
     task, cfg = resolved.task, resolved.cfg
     _quiet_tensorflow()
     _prepare_devices(cfg)
     prepared = task.load(cfg)
-    run = create_run(resolved.recipe.name, out=out, root=runs_root)
-    if adopt is not None:
-        cfg = adopt(run, cfg, prepared)
-    write_text(run.config_file, config_mod.to_toml(cfg))
-    meta = base_meta(resolved.recipe.name, task.name, cfg, command)
-    meta.update(requested_stages=list(stages), data_fingerprint=prepared.fingerprint, pid=os.getpid(),
-                data=prepared.summary)
-    write_json(run.meta_file, meta)
-    write_json(run.state_file, prepared.state)
-    _guard(run, lambda: _execute(run, task, cfg, stages, prepared, callbacks, on_stage))
+    run = run or create_run(resolved.recipe.name, out=out, root=runs_root)
+    with locked(run):  # held while this call works in the folder (the Python API makes many calls)
+        try:  # a run folder without its config and meta would be nobody's: an interruption here removes it
+            if adopt is not None:
+                cfg = adopt(run, cfg, prepared)
+            write_text(run.config_file, config_mod.to_toml(cfg))
+            meta = base_meta(resolved.recipe.name, task.name, cfg, command)
+            meta.update(requested_stages=list(stages), data_fingerprint=prepared.fingerprint, pid=os.getpid(),
+                        data=prepared.summary)
+            write_json(run.state_file, prepared.state)
+            write_json(run.meta_file, meta)  # last: with meta.json the folder is a run
+        except BaseException:
+            _remove_unborn(run)
+            raise
+        _guard(run, lambda: _execute(run, task, cfg, stages, prepared, callbacks, on_stage))
     return run
 
 
-def resume(run_path: str) -> Run:
+def _remove_unborn(run: Run) -> None:
+    """Remove a run folder created a moment ago that never got its meta.json (nnkit's files only)."""
+    import shutil
+
+    if not run.meta_file.exists():
+        for name in (run.config_file, run.state_file, run.path / ".lock"):
+            name.unlink(missing_ok=True)
+        sweep_partial(run.path)
+        if run.path.is_dir() and not any(run.path.iterdir()):
+            shutil.rmtree(run.path, ignore_errors=True)
+
+
+def resume(run_path: str, data: str | None = None, restart: str | None = None) -> Run:
+    """Continue a run; ``data`` points at its data file where it now is (same content);
+    ``restart`` ("last-good", "scratch") goes on past a damaged checkpoint (nnkit.checkpoints)."""
     run = open_run(run_path)
     resolved = run_config(run)
     meta = run.meta()
     if meta.get("status") == "finished":
         raise NnkitError(f"{run.path}: already finished; nothing to resume")
-    stages = meta.get("requested_stages", list(RUN_STAGES))
+    with locked(run):  # before anything is swept or written: a live process may be working here
+        return _resume_locked(run, resolved, data, restart)
+
+
+def _resume_locked(run: Run, resolved: Resolved, data: str | None, restart: str | None) -> Run:
+    from nnkit.checkpoints import check_or_restart
+
     sweep_partial(run.path)  # half-written files of the killed process (never renamed into place)
+    check_or_restart(run, restart)
+    meta = run.meta()  # as the lock holder left it
+    stages = meta.get("requested_stages", list(RUN_STAGES))
     _quiet_tensorflow()
     _prepare_devices(resolved.cfg)
+    prepared = None
+    if {"train", "evaluate"} & (set(stages) - set(meta.get("stages", []))):
+        prepared, same = load_run_data(run, resolved, data, "resume")
+        if not same:
+            raise NnkitError(f"{resolved.cfg['data']['path'] or 'the data'}: not the data this run was trained "
+                             f"on (fingerprint {prepared.fingerprint}, the run recorded "
+                             f"{meta.get('data_fingerprint')}); a run resumes on its own data only")
+        if data:
+            from nnkit.config import to_toml
+
+            write_text(run.config_file, to_toml(resolved.cfg))  # the data's new place, same content
     run.set_status("running", resumed=meta.get("resumed", 0) + 1, pid=os.getpid())
-    _guard(run, lambda: _execute(run, resolved.task, resolved.cfg, stages, None))
+    _guard(run, lambda: _execute(run, resolved.task, resolved.cfg, stages, prepared))
     return run
+
+
+def load_run_data(run: Run, resolved: Resolved, data: str | None, command: str):
+    """The data a run was made with (or at ``data``, its new place); returns (prepared, same fingerprint).
+
+    A data file that is no longer where the run recorded it is one line saying
+    so and how to point at it, not a "file not found" that leaves the user guessing.
+    """
+    cfg = resolved.cfg
+    recorded = cfg.get("data", {}).get("path", "")
+    if data:
+        cfg["data"]["path"] = str(Path(data).expanduser().resolve())
+    elif recorded and not os.path.lexists(recorded):
+        raise NnkitError(f"{recorded}: the run needs this data (config.toml data.path), which is gone (moved or "
+                         f"deleted); put it back, or point at its new place with: "
+                         f"nnkit {command} {run.path} --data NEW_PLACE")
+    prepared = resolved.task.load(cfg)
+    expected = run.meta().get("data_fingerprint")
+    return prepared, expected is None or prepared.fingerprint == expected
 
 
 def _execute(run: Run, task, cfg: dict, stages, prepared, callbacks=None, on_stage=None) -> None:
@@ -159,7 +222,10 @@ def _execute(run: Run, task, cfg: dict, stages, prepared, callbacks=None, on_sta
         prepared = task.load(cfg)
     run.update_meta(versions={**run.meta()["versions"], **train.versions()})
     if "train" in stages and "train" not in done:
+        from nnkit.select import choose_settings
+
         _heard(on_stage, "train", "start")
+        cfg = choose_settings(task, cfg, prepared, run)  # data-dependent settings, on validation
         model = train.fit(task, cfg, prepared, run, extra_callbacks=callbacks)
         _stage_done(run, "train", on_stage)
     if "train" in run.meta().get("stages", []):
@@ -196,26 +262,81 @@ def _heard(on_stage, stage: str, event: str) -> None:
         on_stage(stage, event)
 
 
-def evaluate(run: Run, task, cfg: dict, model, prepared):
+def evaluate(run: Run, task, cfg: dict, model, prepared, beside: Path | None = None):
+    """Evaluate and write metrics.json and the plots; with ``beside``, write only that metrics file
+    (an evaluation on other data never replaces the run's own results)."""
     from nnkit.report import plot_history, write_metrics
 
     evaluation = task.evaluate(model, prepared, cfg)
-    write_metrics(run, evaluation)
+    _check_finite(run, evaluation, cfg)  # before anything is drawn or written from it
+    write_metrics(run, evaluation, beside)
+    if beside is not None:
+        return evaluation
     run.plot_dir.mkdir(parents=True, exist_ok=True)
     plot_history(run)
     task.plots(model, prepared, evaluation, run)
     return evaluation
 
 
-def evaluate_run(run: Run) -> None:
-    """``nnkit evaluate RUN``: reload the model and the data the run names, evaluate, rewrite the report."""
+def _check_finite(run: Run, evaluation, cfg: dict) -> None:
+    """A model whose outputs overflowed (a loss of 1e19 is finite, its forecasts need not be) fails in one
+    line here, instead of in a plot, a baseline or a verdict that divides by it."""
+    import math
+
+    value = evaluation.model.get(evaluation.primary)
+    try:
+        finite = value is not None and math.isfinite(float(value))
+    except (TypeError, ValueError):
+        finite = False
+    if finite:
+        return
+    from nnkit.divergence import diverged_outputs_message
+    from nnkit.report import read_history
+
+    history = read_history(run)
+    raise NnkitError(diverged_outputs_message(evaluation.primary, value, history[-1] if history else {},
+                                              cfg["train"]))
+
+
+def evaluate_run(run: Run, data: str | None = None, warn=None) -> Path:
+    """``nnkit evaluate RUN``: reload the model and the data the run names, evaluate, rewrite the report.
+
+    The run's results stay tied to its data: data whose fingerprint differs from
+    the one recorded at training is refused, metrics.json left as it was; with
+    ``data`` (the user's explicit word) it is evaluated into
+    ``metrics-<fingerprint>.json`` beside it, with a warning. The same data at a
+    new place is recorded in config.toml. Returns the metrics file written.
+    """
+    with locked(run):
+        return _evaluate_locked(run, data, warn)
+
+
+def _evaluate_locked(run: Run, data: str | None, warn) -> Path:
     from nnkit import train
 
     resolved = run_config(run)
     task, cfg = resolved.task, resolved.cfg
+    if not run.model_file.is_file():  # before the data: loading it can take a while
+        raise NnkitError(f"{run.model_file}: no such model file")
+    prepared, same = load_run_data(run, resolved, data, "evaluate")
+    where = cfg["data"].get("path") or f"the bundled data of {run.path}"
+    beside = None
+    if not same and not data:
+        raise NnkitError(f"{where}: changed since the run was trained (fingerprint {prepared.fingerprint}, the "
+                         f"run recorded {run.meta().get('data_fingerprint')}); metrics.json was left as it was. "
+                         f"To evaluate this data anyway: nnkit evaluate {run.path} --data {where} "
+                         "(results go beside metrics.json)")
+    if not same:
+        beside = run.path / f"metrics-{prepared.fingerprint}.json"
+        (warn or print)(f"warning: {where}: not the data this run was trained on; results in {beside.name}, "
+                        "metrics.json unchanged")
+    elif data:
+        write_text(run.config_file, config_mod.to_toml(cfg))  # the same data at its new place
     model = train.load_model(run.model_file, task.custom_objects())
-    evaluate(run, task, cfg, model, task.load(cfg))
-    report(run)
+    evaluate(run, task, cfg, model, prepared, beside)
+    if beside is None:
+        report(run)
+    return beside or run.metrics_file
 
 
 def report(run: Run) -> Path:

@@ -46,9 +46,9 @@ def _clean(value):
     return value
 
 
-def write_metrics(run: Run, evaluation) -> dict:
+def write_metrics(run: Run, evaluation, path: Path | None = None) -> dict:
     document = metrics_document(run, evaluation)
-    write_json(run.metrics_file, document)
+    write_json(path or run.metrics_file, document)
     return document
 
 
@@ -77,7 +77,7 @@ def plot_history(run: Run) -> Path | None:
     for ax, name in zip(axes[0], names):
         for key, label in ((name, "train"), ("val_" + name, "validation")):
             if key in rows[0]:
-                ax.plot(epochs, [float(r[key]) if r[key] not in ("", "NA") else math.nan for r in rows], label=label)
+                ax.plot(epochs, [_finite(r[key]) for r in rows], label=label)
         ax.set_title(name)
         ax.set_xlabel("epoch")
         ax.legend()
@@ -85,6 +85,15 @@ def plot_history(run: Run) -> Path | None:
     path = run.plot_dir / "learning_curves.png"
     save_figure(fig, path)
     return path
+
+
+def _finite(text) -> float:
+    """A history cell as a number to draw: NaN for NA, inf and anything unreadable (a diverged epoch)."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return math.nan
+    return value if math.isfinite(value) else math.nan
 
 
 def pyplot():
@@ -128,6 +137,19 @@ def metrics_table(document: dict) -> str:
     return "\n".join(lines)
 
 
+def selection_section(selection: dict) -> list[str]:
+    """The settings tried on the validation part before training (``nnkit.select``)."""
+    chosen = ", ".join(f"{k} = {v!r}" for k, v in selection["chosen"].items())
+    budget = ", ".join(f"{k} {v}" for k, v in selection["budget"].items())
+    lines = ["## Settings chosen on validation", "",
+             f"Each candidate trained with {budget} and was scored by {selection['metric']}; the test part "
+             f"was not used. Chosen: {chosen}.", "", "| candidate | validation | seconds |", "|---|---|---|"]
+    for row in selection["candidates"]:
+        lines.append("| " + ", ".join(f"{k} = {v!r}" for k, v in row["settings"].items()) +
+                     f" | {row['validation']:.4g} | {row['seconds']} |")
+    return lines + [""]
+
+
 def write_report(run: Run, document: dict, summary: dict | None = None) -> Path:
     meta = run.meta()
     cfg_text = run.config_file.read_text(encoding="utf-8")
@@ -152,6 +174,8 @@ def write_report(run: Run, document: dict, summary: dict | None = None) -> Path:
         parts += [f"**Verdict.** {document['verdict']}", ""]
     for title, table in document.get("tables", []):
         parts += [f"### {title}", "", table, ""]
+    if meta.get("selection"):
+        parts += selection_section(meta["selection"])
     if summary:
         parts += ["## Data", "", "| | |", "|---|---|"]
         parts += [f"| {k} | {_fmt(v)} |" for k, v in summary.items()]
@@ -160,7 +184,7 @@ def write_report(run: Run, document: dict, summary: dict | None = None) -> Path:
         last = history[-1]
         parts += ["## Training", "",
                   f"{len(history)} epochs; last epoch: " +
-                  ", ".join(f"{k} {float(v):.4g}" for k, v in last.items() if k != "epoch" and v and v != "NA"),
+                  ", ".join(f"{k} {_finite(v):.4g}" for k, v in last.items() if k != "epoch" and v and v != "NA"),
                   ""]
     plot_paths = sorted(run.plot_dir.glob("*.png")) if run.plot_dir.is_dir() else []
     if plot_paths:

@@ -10,13 +10,22 @@
     export/       saved_model/, model.keras, model.onnx, model.tflite
 
 Every file is written atomically (temporary file in the same folder, fsync,
-rename) so a killed process never leaves a half-written file behind.
+rename) so a killed process never leaves a half-written file behind, with
+the permissions the user's umask gives (not the temporary file's 0600), and
+never over something that is not a regular file (a FIFO, a device, a socket).
+
+A process that works in a run folder holds an OS lock on its ``.lock`` file
+(:func:`lock_run`, ``fcntl.flock``): a second process is refused with one
+line naming the holder, and the kernel releases the lock when the holder
+dies, however it dies, so a killed run can be resumed at once.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
+import stat
 import hashlib
 import json
 import os
@@ -27,7 +36,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from nnkit.errors import NnkitError
+from nnkit.errors import NnkitError, fs_error, shown
 
 STATUSES = ("running", "finished", "failed", "interrupted")
 PARTIAL = ".partial."  # name prefix of files and folders still being written (left behind only by a kill)
@@ -42,9 +51,14 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     ``suffix`` keeps an extension some writers insist on (Keras wants ``.keras``).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f"{PARTIAL}{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
-    os.close(fd)
+    check_replaceable(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f"{PARTIAL}{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide results from the user's group
+        os.close(fd)
+    except OSError as exc:
+        _reraise(exc, path, "write")
     tmp = Path(tmp)
     try:
         yield tmp
@@ -52,9 +66,43 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
         _fsync_dir(path.parent)
+    except OSError as exc:
+        _reraise(exc, path, "write")
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def check_replaceable(path: Path) -> None:
+    """Refuse to write over anything but a regular file or a link (a FIFO, a device, a socket, a folder)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        _reraise(exc, path, "write")
+    if stat.S_ISREG(mode) or stat.S_ISLNK(mode):
+        return
+    kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode)
+            else "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "not a regular file")
+    raise NnkitError(f"{shown(path)}: is {kind}; nnkit writes only regular files and never replaces "
+                     "anything else (choose another name)")
+
+
+def _reraise(exc: OSError, path, doing: str):
+    """Raise a file-system failure on ``path`` as one line (NnkitError); anything else as it was."""
+    problem = fs_error(exc, path, doing)
+    if problem is None:
+        raise exc
+    raise problem from None
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it and putting it back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def sweep_partial(folder: str | Path) -> list[Path]:
@@ -188,13 +236,21 @@ def create_run(recipe_name: str, out: str | Path | None = None, root: str | Path
     """Make a new, empty run folder. Two runs started in the same second never share one."""
     if out is not None:
         path = Path(out)
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
-            raise NnkitError(f"--out {path}: exists and is not an empty folder; "
-                             "choose a new folder (nothing was written)")
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            if os.path.lexists(path) and (not path.is_dir() or path.is_symlink() or any(path.iterdir())):
+                raise NnkitError(f"--out {shown(path)}: exists and is not an empty folder; "
+                                 "choose a new folder (nothing was written)")
+            path.mkdir(parents=True, exist_ok=True)
+            _check_writable(path)
+        except OSError as exc:
+            _reraise(exc, f"--out {path}", "create the run folder")
         return Run(path)
     base = Path(root) / _safe_component(recipe_name)
-    base.mkdir(parents=True, exist_ok=True)
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        _check_writable(base)
+    except OSError as exc:
+        _reraise(exc, base, "create a run folder")
     real_root = Path(root).resolve()
     if base.resolve().parent != real_root:  # runs/<recipe> is a symlink to somewhere else
         raise NnkitError(f"{base}: is a symbolic link out of {root}; refusing to write a run there "
@@ -207,6 +263,122 @@ def create_run(recipe_name: str, out: str | Path | None = None, root: str | Path
             return Run(path)
         except FileExistsError:
             continue
+
+
+def _check_writable(folder: Path) -> None:
+    """Fail now, in one line, if nothing can be created in ``folder`` (read-only mount, permissions)."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OSError(errno.EROFS if _read_only_mount(folder) else errno.EACCES,
+                      os.strerror(errno.EACCES), str(folder))
+
+
+def _read_only_mount(folder: Path) -> bool:
+    with contextlib.suppress(OSError, AttributeError):
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    return False
+
+
+# -- one process at a time ---------------------------------------------------------------
+
+LOCK_FILE = ".lock"
+_HELD: dict = {}  # resolved run path -> open file descriptor holding the lock
+
+
+def lock_run(run: "Run", what: str = "") -> None:
+    """Hold the run folder's lock until :func:`release_locks` or the end of the process.
+
+    Re-entrant within a process (the CLI and the pipeline may both ask);
+    another process asking gets one line saying who holds it.
+    """
+    import fcntl
+
+    key = str(run.path.resolve())
+    if key in _HELD:
+        return
+    path = run.path / LOCK_FILE
+    check_replaceable(path)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666 & ~_umask())
+    except OSError as exc:
+        _reraise(exc, run.path, "lock the run folder")
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        holder = _holder(fd)
+        os.close(fd)
+        if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            _reraise(exc, run.path, "lock the run folder")
+        raise NnkitError(f"{shown(run.path)}: in use by {holder}; one process at a time works in a run "
+                         "folder: wait for it to finish, or stop it and run `nnkit resume` later") from None
+    owner = {"pid": os.getpid(), "host": platform.node(), "command": what or " ".join(sys.argv[1:3]),
+             "since": _now()}
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, (json.dumps(owner) + "\n").encode(), 0)
+    _HELD[key] = fd
+
+
+def _holder(fd: int) -> str:
+    """Who holds a lock, from what the holder wrote in the lock file."""
+    try:
+        owner = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+        return (f"another nnkit process (pid {owner['pid']} on {owner['host']}, "
+                f"`nnkit {owner['command']}` since {owner['since']})")
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another nnkit process"
+
+
+@contextlib.contextmanager
+def locked(run: "Run", what: str = ""):
+    """Hold the run folder's lock for a block; released after it unless it was held before
+    (the CLI holds it for a whole command; the Python API, for each call)."""
+    key = str(run.path.resolve())
+    held_before = key in _HELD
+    lock_run(run, what)
+    try:
+        yield run
+    finally:
+        if not held_before:
+            release_lock(run)
+
+
+def release_lock(run: "Run") -> None:
+    import fcntl
+
+    fd = _HELD.pop(str(run.path.resolve()), None)
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
+def release_locks() -> None:
+    """Release every run-folder lock this process holds (the CLI calls it after each command)."""
+    import fcntl
+
+    for fd in _HELD.values():
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+    _HELD.clear()
+
+
+def lock_is_held(path: str | Path) -> bool | None:
+    """True when some process holds the run folder's lock; None when the folder has no lock file."""
+    import fcntl
+
+    try:
+        fd = os.open(Path(path) / LOCK_FILE, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if str(Path(path).resolve()) in _HELD:
+            return True
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
 
 
 def open_run(path: str | Path) -> Run:
@@ -222,7 +394,7 @@ def open_run(path: str | Path) -> Run:
     return run
 
 
-LAYOUT = ("config.toml", "meta.json", "state.json", "model.keras", "history.csv", "metrics.json",
+LAYOUT = (LOCK_FILE, "config.toml", "meta.json", "state.json", "model.keras", "history.csv", "metrics.json",
           "report.md", "checkpoints", "plots", "logs", "export", "predictions")
 
 

@@ -45,7 +45,16 @@ def _multi_worker():
     cluster = tf.distribute.cluster_resolver.TFConfigClusterResolver()
     options = tf.distribute.experimental.CommunicationOptions(
         implementation=tf.distribute.experimental.CommunicationImplementation.AUTO)
-    return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=cluster, communication_options=options)
+    try:
+        return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=cluster, communication_options=options)
+    except tf.errors.UnknownError as exc:
+        if "Could not start gRPC server" not in str(exc):
+            raise
+        from nnkit.errors import PortTaken
+
+        address = cluster.cluster_spec().task_address(cluster.task_type, cluster.task_id)
+        raise PortTaken(f"{address}: this worker cannot listen there (the port is taken); choose another "
+                        "port in TF_CONFIG (the --local launcher does so by itself)") from None
 
 
 def _tpu():

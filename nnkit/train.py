@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from nnkit.distribute import progress_verbosity
+from nnkit.divergence import StopOnDivergence
 from nnkit.runs import Run, atomic_path
 
 
@@ -300,6 +301,7 @@ class RunCheckpoint(keras.callbacks.Callback):
     """
 
     INDEX = "checkpoint.json"
+    PREVIOUS = "checkpoint.previous.json"
 
     def __init__(self, folder: Path, stateful: list | None = None, every_seconds: float = 0.0,
                  clock=time.monotonic):
@@ -310,11 +312,13 @@ class RunCheckpoint(keras.callbacks.Callback):
         self._last_commit = 0.0  # set at train begin
 
     @classmethod
-    def read(cls, folder: Path) -> dict | None:
-        index = Path(folder) / cls.INDEX
-        if not index.is_file():
-            return None
-        return json.loads(index.read_text())
+    def read(cls, folder: Path, name: str | None = None) -> dict | None:
+        """The last commit (or the one before, if a kill came between their two renames)."""
+        for candidate in ([name] if name else [cls.INDEX, cls.PREVIOUS]):
+            index = Path(folder) / candidate
+            if index.is_file():
+                return json.loads(index.read_text())
+        return None
 
     def _keyed(self):
         return [(f"{type(cb).__name__}-{i}", cb) for i, cb in enumerate(self.stateful)]
@@ -365,12 +369,22 @@ class RunCheckpoint(keras.callbacks.Callback):
         index = {"epoch": done, "weights": weights, "stopped": bool(self.model.stop_training),
                  "seeds": [np.asarray(v.numpy()).tolist() for v in _seed_variables(self.model)],
                  "callbacks": states}
+        if (self.folder / self.INDEX).is_file():  # the commit before stays whole: `resume --from last-good`
+            os.replace(self.folder / self.INDEX, self.folder / self.PREVIOUS)
         with atomic_path(self.folder / self.INDEX) as tmp:
             tmp.write_text(json.dumps(index))
-        keep = {self.INDEX, weights} | {s.get("best_weights") for s in states.values()}
+        keep = {self.INDEX, self.PREVIOUS} | _named_files(index) | _named_files(self.read(self.folder, self.PREVIOUS))
         for path in self.folder.iterdir():
             if path.name not in keep and not path.name.startswith("."):
                 path.unlink()
+
+
+def _named_files(index: dict | None) -> set:
+    """The files a checkpoint index names (its weights and any best weights)."""
+    if not index:
+        return set()
+    states = index.get("callbacks", {}).values()
+    return {index.get("weights")} | {s.get("best_weights") for s in states if isinstance(s, dict)}
 
 
 def _seed_variables(model) -> list:
@@ -432,6 +446,7 @@ def callbacks_for(run: Run, train_cfg: dict, has_validation: bool, monitor: str 
                                                    patience=train_cfg["patience"],
                                                    restore_best_weights=True))
     callbacks.append(AtomicBestModel(run.model_file, monitor=monitor))
+    callbacks.insert(0, StopOnDivergence(train_cfg))  # first: a NaN epoch is never checkpointed
     stateful = [c for c in callbacks if hasattr(c, "checkpoint_state")
                 or isinstance(c, keras.callbacks.SwapEMAWeights)]
     callbacks.append(RunCheckpoint(run.checkpoint_dir / "backup", stateful,  # fit() keeps it last

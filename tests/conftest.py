@@ -6,9 +6,17 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
+
+# Property tests: the same examples on every CI run (derandomized, no example database to carry
+# failures from one run into the next), fresh random examples locally. HYPOTHESIS_PROFILE picks
+# one explicitly (e.g. HYPOTHESIS_PROFILE=ci to replay what CI runs).
+settings.register_profile("ci", derandomize=True, database=None, deadline=None, print_blob=True)
+settings.register_profile("dev", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
 
 
 @pytest.fixture(autouse=True)

@@ -52,3 +52,14 @@ def check_run_folder(path: Path, recipe: str, task: str) -> dict:
     assert meta["status"] == "finished"
     assert meta["stages"] == ["train", "evaluate", "report", "export"]
     return metrics
+
+
+def own_copy(run: Path, tmp_path: Path) -> Path:
+    """A private copy of a module-wide run folder, for a test that rewrites it (export, evaluate,
+    report): the shared folder stays as every other test expects it, whatever the order."""
+    import shutil
+
+    copy = Path(tmp_path) / Path(run).name
+    shutil.copytree(run, copy, symlinks=True)
+    (copy / ".lock").unlink(missing_ok=True)
+    return copy

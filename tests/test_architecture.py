@@ -15,8 +15,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "nnkit"
 LOW = ("nnkit.tasks", "nnkit.builders", "nnkit.datasets", "nnkit.layers")
-HIGH = ("nnkit.pipeline", "nnkit.train", "nnkit.export", "nnkit.export_formats", "nnkit.export_check",
-        "nnkit.distribute", "nnkit.predictions", "nnkit.cli")
+HIGH = ("nnkit.pipeline", "nnkit.select", "nnkit.train", "nnkit.export", "nnkit.export_formats",
+        "nnkit.export_check", "nnkit.distribute", "nnkit.predictions", "nnkit.cli", "nnkit.tuning")
 MAX_LINES = 600
 
 

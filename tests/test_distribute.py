@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -87,8 +88,12 @@ def test_workers_without_local_or_with_another_strategy_is_a_usage_error(cli_run
 WORKER = """
 import json, os, sys
 from nnkit import distribute
-distribute.prepare({"strategy": "multi_worker"})
-strategy = distribute.strategy_from_config({"strategy": "multi_worker"})
+from nnkit.errors import PortTaken
+try:
+    distribute.prepare({"strategy": "multi_worker"})
+    strategy = distribute.strategy_from_config({"strategy": "multi_worker"})
+except PortTaken:
+    sys.exit(PortTaken.exit_code)  # another program took the port after it was chosen: the test starts again
 import keras, numpy as np, tensorflow as tf
 keras.utils.set_random_seed(0)
 rng = np.random.default_rng(0)
@@ -112,17 +117,28 @@ def test_two_local_workers_train_in_step_with_nnkits_engine(tmp_path):
     import subprocess
     import sys
 
-    ports = distribute.free_ports(2)
-    procs = []
-    for index in range(2):
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT),
-               "TF_CONFIG": distribute.tf_config(ports, index)}
-        env.pop(distribute.CPU_DEVICES_ENV, None)
-        procs.append(subprocess.Popen([sys.executable, "-c", WORKER], env=env, stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, text=True))
+    from nnkit.errors import PortTaken
+
+    for attempt in range(distribute.PORT_ATTEMPTS):  # a port taken between choice and use: new ports
+        ports = distribute.free_ports(2)
+        procs = []
+        for index in range(2):
+            env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT),
+                   "TF_CONFIG": distribute.tf_config(ports, index)}
+            env.pop(distribute.CPU_DEVICES_ENV, None)
+            procs.append(subprocess.Popen([sys.executable, "-c", WORKER], env=env, stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE, text=True))
+        while all(p.poll() is None for p in procs):  # until one ends (its partner may wait for it forever)
+            time.sleep(0.1)
+        if any(p.poll() == PortTaken.exit_code for p in procs):
+            for p in procs:
+                p.kill()
+                p.communicate()
+            continue
+        results = [p.communicate(timeout=300) for p in procs]
+        break
     outputs = []
-    for p in procs:
-        stdout, stderr = p.communicate(timeout=300)
+    for p, (stdout, stderr) in zip(procs, results):
         assert p.returncode == 0, stderr[-3000:]
         outputs.append(json.loads(stdout.strip().splitlines()[-1]))
     chief, worker = outputs

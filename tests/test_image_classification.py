@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import check_run_folder, fresh_python
+from helpers import check_run_folder, fresh_python, own_copy
 from PIL import Image
 
 TINY = ["--quiet", "--set", "train.epochs=1", "--set", "model.filters=[8]", "--set", "model.dense_units=16"]
@@ -88,16 +88,18 @@ def test_predict_refuses_options_of_other_tasks(cli_run, digits_run):
 
 
 @pytest.mark.parametrize("fmt, name", [("keras", "model.keras"), ("tflite", "model.tflite")])
-def test_export_formats_are_reloaded_and_checked(cli_run, digits_run, fmt, name):
+def test_export_formats_are_reloaded_and_checked(cli_run, digits_run, fmt, name, tmp_path):
+    digits_run = own_copy(digits_run, tmp_path)
     result = cli_run("export", digits_run, "--format", fmt)
     assert (digits_run / "export" / name).exists()
     assert result.output.strip().endswith(name)
     assert not list((digits_run / "export").glob(".*"))  # no temporary leftovers
 
 
-def test_onnx_export_or_a_clear_message(cli_run, digits_run):
+def test_onnx_export_or_a_clear_message(cli_run, digits_run, tmp_path):
     import importlib.util
 
+    digits_run = own_copy(digits_run, tmp_path)
     result = cli_run("export", digits_run, "--format", "onnx", expect=None)
     if importlib.util.find_spec("tf2onnx") and importlib.util.find_spec("onnxruntime"):
         assert result.exit_code == 0, result.output
@@ -106,7 +108,8 @@ def test_onnx_export_or_a_clear_message(cli_run, digits_run):
         assert result.exit_code == 2 and "pip install" in result.output + getattr(result, "stderr", "")
 
 
-def test_evaluate_and_report_rewrite_from_the_run_folder(cli_run, digits_run):
+def test_evaluate_and_report_rewrite_from_the_run_folder(cli_run, digits_run, tmp_path):
+    digits_run = own_copy(digits_run, tmp_path)
     before = json.loads((digits_run / "metrics.json").read_text())
     cli_run("evaluate", digits_run)
     after = json.loads((digits_run / "metrics.json").read_text())

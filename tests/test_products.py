@@ -275,10 +275,14 @@ def run_dir(tmp_path_factory):
 def test_run_folder(run_dir):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["task"] == "embedding" and metrics["primary"] == "knn_accuracy"
-    assert set(metrics["baselines"]) == {"random", "ppmi_svd"}
-    for block in [metrics["model"], *metrics["baselines"].values()]:
-        assert set(block) == {"knn_accuracy", "precision_at_10", "probe_accuracy"}
-        assert 0 <= block["knn_accuracy"] <= 1
+    assert set(metrics["baselines"]) == {"random", "ppmi_svd", "popularity", "cooccurrence"}
+    category_keys = {"knn_accuracy", "precision_at_10", "probe_accuracy"}
+    next_item_keys = {"hit_rate_at_10", "mrr_at_10"}
+    for block in [metrics["model"], metrics["baselines"]["random"], metrics["baselines"]["ppmi_svd"]]:
+        assert set(block) == category_keys | next_item_keys
+        assert 0 <= block["knn_accuracy"] <= 1 and 0 <= block["hit_rate_at_10"] <= 1
+    assert set(metrics["baselines"]["popularity"]) == next_item_keys
+    assert metrics["details"]["settings"]["context"] == "window"  # the generated shop's setting
     assert (run_dir / "model.keras").is_file()
     assert (run_dir / "export" / "saved_model" / "saved_model.pb").is_file()
     assert (run_dir / "plots" / "embedding_map.png").is_file()
@@ -344,10 +348,13 @@ def test_predict_similar(run_dir):
     assert bad.exit_code == 2
 
 
-def test_export_keras_format_reloads_in_fresh_process(run_dir):
+def test_export_keras_format_reloads_in_fresh_process(run_dir, tmp_path):
     from click.testing import CliRunner
 
+    from helpers import own_copy
     from nnkit.cli import cli
+
+    run_dir = own_copy(run_dir, tmp_path)
 
     result = CliRunner().invoke(cli, ["export", str(run_dir), "--format", "keras"])
     assert result.exit_code == 0, result.output + repr(result.exception)
@@ -366,20 +373,3 @@ def test_bad_data_via_cli_exits_2(tmp_path):
     nan = _write(tmp_path / "nan.csv", "session_id,item_id\n,a\n,b\n")
     result = CliRunner().invoke(cli, ["run", "products", "--data", str(nan), "--out", str(tmp_path / "r")])
     assert result.exit_code == 2 and "column 'session_id'" in result.output
-
-
-def test_evaluation_without_categories_uses_cooccurrence():
-    from nnkit.tasks.embedding.task import EmbeddingTask
-
-    tokens = np.array([0, 1, 0, 1, 2, 3, 2, 3, 4, 5, 4, 5])
-    data = S.from_arrays(tokens, np.arange(0, 13, 2), np.array(list("abcdef")))
-    # a-b, c-d, e-f point the same way, as they co-occur in the sessions
-    vectors = np.array([[1, 0, 0, 0], [1, .1, 0, 0], [0, 1, 0, 0], [0, 1, .1, 0], [0, 0, 1, 0], [0, 0, 1, .1]],
-                       np.float32)
-    cfg = {"eval": {"k": 1, "sample": 100}, "train": {"seed": 0}, "model": {"dim": 4, "window": 1}}
-    evaluation = EmbeddingTask()._evaluate_without_categories(vectors, data, cfg)
-    assert evaluation.primary == "cooccur_at_1"
-    assert set(evaluation.baselines) == {"random", "ppmi_svd"}
-    assert evaluation.model["cooccur_at_1"] == 1.0
-    assert 0.0 <= evaluation.baselines["ppmi_svd"]["cooccur_at_1"] <= 1.0
-    assert "No item categories" in evaluation.verdict

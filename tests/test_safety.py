@@ -306,16 +306,26 @@ def test_runs_started_in_the_same_second_never_share_a_folder(tmp_path):
 
 
 def test_runs_lists_a_running_run_whose_process_died_as_killed(tmp_path, cli_run):
+    """"killed" comes from the run folder's lock, not from a pid that the system may have reused."""
     import platform
-    import subprocess
 
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    for name, pid in (("alive", os.getpid()), ("dead", dead.pid)):
+    from nnkit.runs import Run, lock_run, release_locks
+
+    for name in ("alive", "dead"):
         folder = tmp_path / "runs" / "digits" / name
         folder.mkdir(parents=True)
-        (folder / "meta.json").write_text(json.dumps({"status": "running", "recipe": "digits", "pid": pid,
+        (folder / "meta.json").write_text(json.dumps({"status": "running", "recipe": "digits",
+                                                     "pid": os.getpid(),  # a live pid for both
                                                      "host": platform.node(), "stages": ["train"]}))
-    lines = cli_run("runs", tmp_path / "runs").output.strip().splitlines()
+    (tmp_path / "runs" / "digits" / "dead" / ".lock").write_text("{}")  # left by a process that died
+    lock_run(Run(tmp_path / "runs" / "digits" / "alive"))
+    try:
+        from click.testing import CliRunner
+
+        from nnkit.cli import runs
+
+        lines = CliRunner().invoke(runs, [str(tmp_path / "runs")]).output.strip().splitlines()
+    finally:
+        release_locks()
     assert lines[0].startswith("running ") and lines[0].endswith("alive")
     assert lines[1].startswith("killed ") and lines[1].endswith("dead")

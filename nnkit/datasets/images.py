@@ -2,7 +2,9 @@
 
 Every source returns ``ImageData``: uint8 pixels ``[N, H, W, C]`` (C = 1 or 3),
 integer labels ``[N]`` and the class names. Pixels stay raw; scaling happens
-inside the model, so the exported model takes raw uint8 images.
+inside the model, so the exported model takes raw uint8 images. Image files
+are decoded by one function, :func:`decode_image`, for training, evaluation
+and prediction alike.
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ def load_mnist() -> ImageData:
 
 
 def load_npz(path: Path) -> ImageData:
+    from nnkit.datasets.text import input_file
+
+    path = input_file(path, ".npz file")
     try:
         archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
@@ -129,8 +134,11 @@ def _inspect(files: dict) -> tuple[set, set]:
     return sizes, modes
 
 
+GRAY_MODES = {"L", "1", "LA", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
+
+
 def load_folder(root: Path, image_size=None, color_mode: str = "auto") -> ImageData:
-    """One subfolder per class, read with ``keras.utils.image_dataset_from_directory``.
+    """One subfolder per class, every file decoded by :func:`decode_image` (as ``predict`` does).
 
     Without ``image_size`` every image must have the same size (mixed sizes are
     an error that names two of them); with it, images are resized.
@@ -147,18 +155,14 @@ def load_folder(root: Path, image_size=None, color_mode: str = "auto") -> ImageD
         width, height = next(iter(sizes))
         image_size = (height, width)
     if color_mode == "auto":
-        color_mode = "grayscale" if modes <= {"L", "1", "P", "LA", "I;16"} and "P" not in modes else "rgb"
-    import keras
-
-    dataset = keras.utils.image_dataset_from_directory(
-        str(root), labels="inferred", label_mode="int", class_names=list(files), color_mode=color_mode,
-        image_size=tuple(image_size), batch_size=None, shuffle=False, verbose=False)
+        color_mode = "grayscale" if modes <= GRAY_MODES else "rgb"
+    channels = 1 if color_mode == "grayscale" else 3
     x, y = [], []
-    for image, label in dataset.as_numpy_iterator():
-        x.append(image)
-        y.append(label)
-    x = np.clip(np.round(np.stack(x)), 0, 255).astype("uint8")
-    return ImageData(x, np.asarray(y, dtype="int64"), list(files), f"folder {root.name}")
+    for label, paths in enumerate(files.values()):
+        for f in paths:
+            x.append(decode_image(f, tuple(image_size), channels))
+            y.append(label)
+    return ImageData(np.stack(x), np.asarray(y, dtype="int64"), list(files), f"folder {root.name}")
 
 
 def load_images(source: str, path: str = "", image_size=None, color_mode: str = "auto") -> ImageData:
@@ -179,18 +183,35 @@ def load_images(source: str, path: str = "", image_size=None, color_mode: str = 
     raise DataError(f"data.source {source!r} needs data.path (a folder or .npz)")
 
 
-def read_image_file(path: Path, size: tuple, channels: int) -> np.ndarray:
-    """One image file as uint8 [H, W, C], converted and resized to the model's input."""
+def decode_image(path: Path, size: tuple, channels: int) -> np.ndarray:
+    """One image file as uint8 [H, W, C]: the one decoder for training, evaluation and prediction.
+
+    16-bit and 32-bit grayscale (PNG/TIFF modes I;16, I, F) are scaled to
+    0..255 (a 16-bit value v becomes round(v / 257), as TensorFlow's PNG
+    decoder does), never clipped; then converted to gray or RGB and resized
+    (bilinear) to ``size`` = (height, width).
+    """
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as image:
+            image.load()
+            if image.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
+                wide = np.asarray(image, dtype="float64")
+                if image.mode == "F":
+                    scaled = wide * 255.0 if wide.size and wide.max() <= 1.0 else wide
+                else:
+                    scaled = wide / 257.0  # 65535 -> 255
+                image = Image.fromarray(np.clip(np.round(scaled), 0, 255).astype("uint8"))
             image = image.convert("L" if channels == 1 else "RGB")
             if image.size != (size[1], size[0]):
                 image = image.resize((size[1], size[0]), Image.BILINEAR)
             array = np.asarray(image, dtype="uint8")
     except FileNotFoundError:
         raise DataError(f"image not found: {path}") from None
-    except (UnidentifiedImageError, OSError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise DataError(f"{path}: not a readable image ({exc})") from None
     return array[..., None] if channels == 1 else array
+
+
+read_image_file = decode_image  # the name predict used

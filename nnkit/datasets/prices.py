@@ -19,6 +19,7 @@ missing values fail unless ``fill = "ffill"``.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,15 +76,13 @@ def load_bundled(ticker: str = "", target: str = "", features=(), fill: str = "n
 # -- user CSV ----------------------------------------------------------------------------
 
 def read_csv(path, *, date_column: str = "", target: str = "", features=(), ticker: str = "",
-             ticker_column: str = "", fill: str = "none") -> PriceSeries:
+             ticker_column: str = "", fill: str = "none", date_format: str = "") -> PriceSeries:
     """Read and check a CSV of dated values; see the module docstring for the rules."""
     import pandas as pd
 
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"data file not found: {path}")
-    if path.is_dir():
-        raise DataError(f"{path}: is a folder; expected a CSV file with a date column")
+    from nnkit.datasets.text import check_separator, input_file
+
+    path = input_file(path, "CSV file with a date column")
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True,
                             encoding="utf-8-sig")
@@ -95,6 +94,7 @@ def read_csv(path, *, date_column: str = "", target: str = "", features=(), tick
     except pd.errors.ParserError as exc:
         raise DataError(f"{path}: not a well-formed CSV ({str(exc).strip()})") from None
     frame.columns = [str(c).strip() for c in frame.columns]
+    check_separator(path, list(frame.columns))
     if frame.empty:
         raise DataError(f"{path}: no data rows after the header")
     columns = list(frame.columns)
@@ -138,7 +138,7 @@ def read_csv(path, *, date_column: str = "", target: str = "", features=(), tick
                 raise DataError(f"{path}: which column to forecast? none is named Adj Close/Close/value; "
                                 f"set data.target to one of {', '.join(map(repr, numeric)) or '(no columns)'}")
     return _from_frame(frame, str(path), date_column=date_col, target=target_col, features=list(features),
-                       fill=fill, ticker=chosen, line_offset=0)
+                       fill=fill, ticker=chosen, line_offset=0, date_format=date_format)
 
 
 def _listing(items, limit=8) -> str:
@@ -169,7 +169,7 @@ def _pick_column(path, columns, wanted, names, key, what, required=False):
 # -- checks shared by both sources -----------------------------------------------------------
 
 def _from_frame(frame, source: str, *, date_column: str, target: str, features: list, fill: str,
-                ticker: str, line_offset) -> PriceSeries:
+                ticker: str, line_offset, date_format: str = "") -> PriceSeries:
     """Parse dates and numbers with row-level errors; ``frame.index`` holds line numbers."""
     import pandas as pd
 
@@ -194,16 +194,11 @@ def _from_frame(frame, source: str, *, date_column: str, target: str, features: 
 
     # dates
     text = frame[date_column].astype(str).str.strip()
-    dates = pd.to_datetime(text, errors="coerce", format="mixed")
-    bad = dates.isna().to_numpy()
-    if bad.any():
-        line = frame.index[int(np.argmax(bad))]
-        raise DataError(f"{at(line)}, column {date_column!r}: cannot parse {text.loc[line]!r} as a date "
-                        "(expected e.g. 2013-03-01)")
+    dates, note = parse_dates(text, date_format, at, date_column)
+    notes = [note] if note else []
     if getattr(dates.dt, "tz", None) is not None:
         dates = dates.dt.tz_convert("UTC").dt.tz_localize(None)
     values = dates.to_numpy(dtype="datetime64[ns]")
-    notes = []
     if len(values) > 1:
         steps = np.diff(values).astype(np.int64)
         if (steps < 0).all():  # newest first, as some exports are: reverse it
@@ -248,6 +243,61 @@ def _from_frame(frame, source: str, *, date_column: str, target: str, features: 
                        notes=notes)
 
 
+NUMERIC_DATE = re.compile(r"^(\d{1,2})([/.\-])(\d{1,2})\2(\d{2}|\d{4})(?:[ T].*)?$")
+DAY_FIRST, MONTH_FIRST = "%d{sep}%m{sep}{year}", "%m{sep}%d{sep}{year}"
+
+
+def parse_dates(text, date_format: str, at, column: str):
+    """Dates of a column, never read silently wrong; returns (dates, a note or "").
+
+    With ``date_format`` (strftime, e.g. ``%d/%m/%Y``) every cell must match it.
+    Without it, ISO and written-out dates are read as they are; numeric dates
+    such as ``01/03/2020`` are read day-first or month-first only when some
+    cell proves which (a part above 12); when none does, they are refused
+    with the fix (``data.date_format``), because either reading is possible.
+    """
+    import pandas as pd
+
+    fmt = date_format
+    note = ""
+    if not fmt:
+        parts = text.str.extract(NUMERIC_DATE)
+        numeric = parts[0].notna().to_numpy()
+        if numeric.any():
+            first, second = parts[0].astype(float), parts[2].astype(float)
+            sep = parts[1].dropna().iloc[0]
+            year = "%Y" if len(parts[3].dropna().iloc[0]) == 4 else "%y"
+            day_first = bool((first > 12).any())
+            month_first = bool((second > 12).any())
+            shown = text[numeric].iloc[0]
+            if day_first and month_first:  # the later of the two proofs contradicts the earlier one
+                line = max(text.index[int(np.argmax((first > 12).to_numpy()))],
+                           text.index[int(np.argmax((second > 12).to_numpy()))])
+                raise DataError(f"{at(line)}, column {column!r}: {text.loc[line]!r} contradicts the other rows' "
+                                "day/month order; fix the file, and set data.date_format (e.g. '%d/%m/%Y')")
+            if not day_first and not month_first:
+                line = text.index[int(np.argmax(numeric))]
+                raise DataError(f"{at(line)}, column {column!r}: ambiguous date {shown!r} (day first or month "
+                                "first? no date in the file tells); set data.date_format = "
+                                f"'{DAY_FIRST.format(sep=sep, year=year)}' (day first) or "
+                                f"'{MONTH_FIRST.format(sep=sep, year=year)}' "
+                                "(month first)")
+            fmt = "mixed"
+            note = f"numeric dates read {'day' if day_first else 'month'} first (e.g. {shown!r})"
+            dates = pd.to_datetime(text, errors="coerce", format="mixed", dayfirst=day_first)
+        else:
+            dates = pd.to_datetime(text, errors="coerce", format="mixed")
+    else:
+        dates = pd.to_datetime(text, errors="coerce", format=fmt)
+    bad = dates.isna().to_numpy()
+    if bad.any():
+        line = text.index[int(np.argmax(bad))]
+        expected = f"data.date_format {date_format!r}" if date_format else "e.g. 2013-03-01"
+        raise DataError(f"{at(line)}, column {column!r}: cannot parse {text.loc[line]!r} as a date "
+                        f"(expected {expected})")
+    return dates, note
+
+
 def _day(value) -> str:
     return str(np.datetime_as_string(value, unit="D"))
 
@@ -272,7 +322,7 @@ def load_series(data_cfg: dict) -> PriceSeries:
         return read_csv(data_cfg["path"], date_column=data_cfg.get("date_column", ""),
                         target=data_cfg.get("target", ""), features=data_cfg.get("features", []),
                         ticker=data_cfg.get("ticker", ""), ticker_column=data_cfg.get("ticker_column", ""),
-                        fill=data_cfg.get("fill", "none"))
+                        fill=data_cfg.get("fill", "none"), date_format=data_cfg.get("date_format", ""))
     target = data_cfg.get("target", "")
     return load_bundled(data_cfg.get("ticker", ""), target=target, features=data_cfg.get("features", []),
                         fill=data_cfg.get("fill", "none"))

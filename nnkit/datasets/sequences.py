@@ -126,7 +126,9 @@ def _npz_array(data, key: str, path: Path):
 
 
 def read_npz(path, *, per_step: bool, require_labels: bool = True, class_names=None) -> Sequences:
-    path = Path(path)
+    from nnkit.datasets.text import input_file
+
+    path = input_file(path, ".npz file")
     try:
         data = np.load(path, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
@@ -290,7 +292,9 @@ def read_long_csv(path, *, per_step: bool, require_labels: bool = True, class_na
                   features=()) -> Sequences:
     import pandas as pd
 
-    path = Path(path)
+    from nnkit.datasets.text import check_separator, input_file
+
+    path = input_file(path, "sequence CSV")
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
     except pd.errors.EmptyDataError:
@@ -299,6 +303,7 @@ def read_long_csv(path, *, per_step: bool, require_labels: bool = True, class_na
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: not a readable CSV file ({str(exc).strip()})") from None
     frame.columns = [str(c).strip() for c in frame.columns]
+    check_separator(path, list(frame.columns))
     columns = list(frame.columns)
     for needed in (id_column, time_column) + ((label_column,) if require_labels else ()):
         if needed not in columns:

@@ -43,6 +43,9 @@ class SessionData:
     category_names: list = field(default_factory=list)
     names: np.ndarray | None = None  # str per row ('' unknown), or None
     summary: dict = field(default_factory=dict)
+    # items x categories boolean CSR of every category of an item (several per item: a film's
+    # genres), or None when each item has one; ``categories`` holds the first one listed
+    extra_categories: object = None
 
     @property
     def vocab_size(self) -> int:
@@ -63,7 +66,7 @@ class SessionData:
 # -- building SessionData ------------------------------------------------------------------
 
 def from_arrays(tokens, offsets, item_ids, categories=None, category_names=(), names=None,
-                min_count: int = 1, source: str = "sessions") -> SessionData:
+                min_count: int = 1, source: str = "sessions", extra_categories=None) -> SessionData:
     """Index items by frequency, drop rare items and sessions shorter than 2; report the counts.
 
     ``tokens`` index into ``item_ids`` (and ``categories``/``names``, per item).
@@ -116,6 +119,7 @@ def from_arrays(tokens, offsets, item_ids, categories=None, category_names=(), n
         categories=cats[kept],
         category_names=list(category_names),
         names=None if names is None else np.asarray(names, dtype=str)[kept],
+        extra_categories=None if extra_categories is None else extra_categories[kept],
     )
     data.summary = {
         "sessions": data.n_sessions,
@@ -146,10 +150,9 @@ def _read_csv(path: Path, what: str, needed: dict):
     """Read a CSV with pandas; ``needed`` maps config key -> column name that must exist."""
     import pandas as pd
 
-    if not path.exists():
-        raise DataError(f"{what} not found: {path}")
-    if path.is_dir():
-        raise DataError(f"{path}: is a folder; expected a {what} (CSV)")
+    from nnkit.datasets.text import check_separator, input_file
+
+    input_file(path, what)
     if path.stat().st_size == 0 or not path.read_bytes()[:65536].strip():
         raise DataError(f"{path}: empty file; expected a CSV with a header such as "
                         f"{','.join(needed.values())}")
@@ -168,6 +171,7 @@ def _read_csv(path: Path, what: str, needed: dict):
     except pd.errors.ParserError as exc:
         raise DataError(f"{path}: cannot parse as CSV ({str(exc).strip()})") from None
     frame.columns = [str(c).strip() for c in frame.columns]
+    check_separator(path, list(frame.columns))
     for key, column in needed.items():
         if column not in frame.columns:
             raise DataError(f"{path}: no column {column!r} (config key {key}); the file has columns "
@@ -189,11 +193,13 @@ def _check_no_missing(frame, path: Path, column: str, key: str, expected: str) -
 def read_sessions(path, *, items_path: str = "", session_column: str = "session_id",
                   item_column: str = "item_id", timestamp_column: str = "timestamp",
                   category_column: str = "category", name_column: str = "name",
-                  min_count: int = 1) -> SessionData:
+                  category_separator: str = "", min_count: int = 1) -> SessionData:
     """Read a sessions CSV (and optional items CSV) into :class:`SessionData`.
 
     The timestamp, category and name columns are optional in the sessions file
     (used when present); an items file must have the item and category columns.
+    ``category_separator`` (e.g. ``|``) splits a cell into several categories;
+    the first one listed is the item's main category.
     """
     import pandas as pd
 
@@ -231,7 +237,7 @@ def read_sessions(path, *, items_path: str = "", session_column: str = "session_
     np.cumsum(lengths, out=offsets[1:])
     item_ids = np.asarray(item_uniques, dtype=str)
 
-    categories, category_names, names = None, [], None
+    categories, category_names, names, extra = None, [], None, None
     cat_source = name_source = None
     if items_path:
         ipath = Path(items_path)
@@ -251,16 +257,35 @@ def read_sessions(path, *, items_path: str = "", session_column: str = "session_
     if cat_source is not None:
         per_item = cat_source.reindex(item_ids)
         per_item = per_item.where(per_item.notna() & (per_item.astype(str).str.strip() != ""))
-        codes, uniques = pd.factorize(per_item.astype("string").str.strip(), sort=True)
-        categories = codes.astype(np.int32)  # NaN -> -1
-        category_names = [str(u) for u in uniques]
+        categories, category_names, extra = _category_codes(per_item.astype("string").str.strip(),
+                                                            category_separator)
     if name_source is not None:
         names = name_source.reindex(item_ids).fillna("").astype(str).str.strip().to_numpy(dtype=str)
     data = from_arrays(tokens, offsets, item_ids, categories, category_names, names,
-                       min_count=min_count, source=str(path))
+                       min_count=min_count, source=str(path), extra_categories=extra)
     if items_path:
         data.summary["items file"] = str(items_path)
     return data
+
+
+def _category_codes(per_item, separator: str):
+    """(main category code per item (-1 none), sorted names, items x categories CSR or None)."""
+    import pandas as pd
+
+    if not separator:
+        codes, uniques = pd.factorize(per_item, sort=True)
+        return codes.astype(np.int32), [str(u) for u in uniques], None  # NaN -> -1
+    import scipy.sparse as sp
+
+    parts = per_item.str.split(separator, regex=False).explode().str.strip()
+    parts = parts[parts.notna() & (parts != "")]
+    item_rows = np.asarray(parts.index.map(dict(zip(per_item.index, range(len(per_item))))), np.int64)
+    codes, uniques = pd.factorize(parts, sort=True)
+    matrix = sp.csr_matrix((np.ones(codes.size, bool), (item_rows, codes)), shape=(len(per_item), len(uniques)))
+    main = np.full(len(per_item), -1, np.int32)
+    first = np.unique(item_rows, return_index=True)[1]  # explode keeps the listed order
+    main[item_rows[first]] = codes[first]
+    return main, [str(u) for u in uniques], matrix
 
 
 def _header(path: Path) -> list[str]:
@@ -310,7 +335,7 @@ def keep_probabilities(counts, sample: float) -> np.ndarray:
 
 def skipgram_dataset(data: SessionData, *, window: int = 3, negatives: int = 5, centers_per_batch: int = 512,
                      power: float = 0.75, sample: float = 1e-3, shrink: bool = True, seed: int = 0,
-                     category_labels: np.ndarray | None = None, labels: bool = True):
+                     category_labels: np.ndarray | None = None, labels: bool = True, context: str = "window"):
     """tf.data of skip-gram batches: ``((target, contexts), {"skipgram"[, "category"]})``.
 
     One element per batch of ``centers_per_batch`` centre positions (a fresh
@@ -320,9 +345,17 @@ def skipgram_dataset(data: SessionData, *, window: int = 3, negatives: int = 5, 
     centre's window uniformly in 1..window (word2vec). ``sample`` drops
     frequent items per occurrence (0 = off). ``category_labels`` (int per
     item, -1 unknown) adds the target's category as a second label.
+    ``context="session"`` draws each centre's ``2 * window`` contexts
+    uniformly from anywhere in its session instead of its neighbours (the
+    "window = whole session" of item2vec, Caselles-Dupré et al. 2018, at the
+    cost of a fixed window); shrinking and subsampling apply the same way.
     The dataset has a known cardinality (batches per epoch).
     """
     import tensorflow as tf
+
+    if context not in ("window", "session"):
+        raise ValueError(f"context must be 'window' or 'session'. Received: context={context!r}")
+    whole_session = context == "session"
 
     n = int(data.tokens.size)
     batches = -(-n // centers_per_batch)
@@ -352,11 +385,18 @@ def skipgram_dataset(data: SessionData, *, window: int = 3, negatives: int = 5, 
         seed_a = tf.stack([s, index * 4 + 2])
         seed_b = tf.stack([s, index * 4 + 3])
         seed_c = tf.stack([s, index * 4 + 4])
+        seed_e = tf.stack([s, index * 4 + 5])
         valid = centers >= 0
         centers = tf.maximum(centers, 0)
-        pos = centers[:, None] + offs_t[None, :]
-        mask = (pos >= tf.gather(starts_t, centers)[:, None]) & (pos < tf.gather(ends_t, centers)[:, None])
-        mask &= valid[:, None]
+        start, end = tf.gather(starts_t, centers)[:, None], tf.gather(ends_t, centers)[:, None]
+        if whole_session:  # 2 * window other positions of the session, uniformly (order ignored)
+            draw = tf.random.stateless_uniform([centers_per_batch, 2 * window], seed_e)
+            pos = start + tf.cast(draw * tf.cast(end - start - 1, tf.float32), tf.int32)
+            pos = tf.minimum(pos, end - 2)
+            pos += tf.cast(pos >= centers[:, None], tf.int32)  # skip the centre itself
+        else:
+            pos = centers[:, None] + offs_t[None, :]
+        mask = (pos >= start) & (pos < end) & valid[:, None]
         if shrink and window > 1:
             reach = tf.random.stateless_uniform([centers_per_batch], seed_a, minval=1, maxval=window + 1,
                                                 dtype=tf.int32)

@@ -14,7 +14,7 @@ def read_csv(path: str | Path, required: tuple = (), **kwargs):
     """
     import pandas as pd
 
-    from nnkit.datasets.text import read_text
+    from nnkit.datasets.text import check_separator, read_text
 
     path = Path(path)
     read_text(path, what="CSV file")  # existence, UTF-8 (with the line), emptiness
@@ -25,9 +25,7 @@ def read_csv(path: str | Path, required: tuple = (), **kwargs):
     except pd.errors.ParserError as exc:
         raise DataError(f"{path}: malformed CSV ({str(exc).strip()})") from None
     frame.columns = [str(c).strip() for c in frame.columns]
-    if len(frame.columns) == 1 and (";" in frame.columns[0] or "\t" in frame.columns[0]):
-        raise DataError(f"{path}: one column {frame.columns[0]!r}; expected comma-separated columns"
-                        f"{' ' + ', '.join(required) if required else ''} (is the delimiter ';' or a tab?)")
+    check_separator(path, list(frame.columns))
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise DataError(f"{path}: missing column(s) {', '.join(map(repr, missing))}; "

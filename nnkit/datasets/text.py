@@ -1,19 +1,63 @@
-"""Reading user text files with clear errors (missing, empty, not UTF-8)."""
+"""Reading user text files with clear errors (missing, empty, not UTF-8, special, wrong separator)."""
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
-from nnkit.errors import DataError
+from nnkit.errors import DataError, fs_error
+
+SEPARATORS = {";": "semicolons", "\t": "tabs", "|": "vertical bars"}
+
+
+def input_file(path: str | Path, what: str = "file") -> Path:
+    """``path`` if it is a regular file nnkit can read; one clear line otherwise.
+
+    A FIFO would block forever and a device (``/dev/zero``) never ends, so
+    anything but a regular file (or a link to one) is refused before it is opened.
+    """
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise DataError(f"{what} not found: {path}") from None
+    except OSError as exc:
+        problem = fs_error(exc, path, "read")
+        if problem is None:
+            raise
+        raise DataError(str(problem)) from None
+    if stat.S_ISDIR(mode):
+        raise DataError(f"{path}: is a folder; expected a {what}")
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+        raise DataError(f"{path}: is {kind}, not a regular file; expected a {what} (save the data to a file first)")
+    if not os.access(path, os.R_OK):
+        raise DataError(f"{path}: cannot read: permission denied (EACCES); fix the permissions")
+    return path
+
+
+def check_separator(path: str | Path, columns: list) -> None:
+    """A CSV read as one column, or whose header has more ';'/tab/'|' than commas, is named as such.
+
+    nnkit reads comma-separated files; a file saved with another separator
+    (Excel in many locales writes ';') would otherwise fail later with a
+    message about missing columns.
+    """
+    path = Path(path)
+    with open(path, "rb") as handle:
+        header = handle.readline(65536).decode("utf-8", "replace")
+    counts = {sep: header.count(sep) for sep in SEPARATORS}
+    sep, count = max(counts.items(), key=lambda item: item[1])
+    if count and (count > header.count(",") or len(columns) == 1):
+        raise DataError(f"{path}, line 1: columns separated by {SEPARATORS[sep]} ({sep!r}), not commas "
+                        f"({count + 1} fields: {header.strip()[:80]!r}); nnkit reads comma-separated CSV: "
+                        "save the file with commas as the separator")
 
 
 def read_text(path: str | Path, what: str = "text file") -> str:
     """The whole file as str; names the line of the first byte that is not UTF-8."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"{what} not found: {path}")
-    if path.is_dir():
-        raise DataError(f"{path}: is a folder; expected a {what}")
+    path = input_file(path, what)
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8")

@@ -69,6 +69,7 @@ class Option:
     min: float | None = None
     min_open: bool = False
     flag: str = ""  # a flag other than --name (e.g. "-k")
+    max: float | None = None
 
     @property
     def flags(self) -> list[str]:
@@ -133,6 +134,18 @@ class Task:
         return {}
 
     # -- evaluation --------------------------------------------------------------------
+    def validation_view(self, prepared: Prepared) -> Prepared:
+        """The data a hyperparameter search sees: the validation part where the test part was.
+
+        ``evaluate`` on this view scores a model on validation data only; the
+        real test part is not in it, so a search cannot read it.
+        """
+        import dataclasses
+
+        if prepared.val is None:
+            raise NnkitError(f"task '{self.name}' keeps no validation part, so it cannot be tuned")
+        return dataclasses.replace(prepared, test=prepared.val)
+
     def evaluate(self, model, prepared: Prepared, cfg: dict) -> Evaluation:
         raise NotImplementedError
 

@@ -29,7 +29,8 @@ class ImageClassificationTask(Task):
             "source": Field("digits", "bundled source (ignored when data.path is set)", choices=("digits", "mnist")),
             "test_fraction": Field(0.2, "held-out test share (stratified)", min=0.05, max=0.5),
             "val_fraction": Field(0.1, "validation share (stratified)", min=0.05, max=0.5),
-            "image_size": Field([0, 0], "[height, width] to resize folder images to ([0, 0] = keep)", min=0),
+            "image_size": Field([0, 0], "[height, width] to resize folder images to ([0, 0] = keep)", min=0,
+                                min_items=2, max_items=2),
             "color_mode": Field("auto", "folder images", choices=("auto", "grayscale", "rgb")),
         },
         "model": {

@@ -1,4 +1,5 @@
-"""Embedding evaluation: cosine neighbours, category metrics, and the baselines (co-occurrence SVD, random)."""
+"""Embedding evaluation: cosine neighbours, category metrics (one or several categories per item), and the
+baselines (co-occurrence SVD, random)."""
 
 from __future__ import annotations
 
@@ -44,20 +45,28 @@ def majority(labels: np.ndarray) -> np.ndarray:
 
 
 def category_metrics(vectors: np.ndarray, categories: np.ndarray, queries: np.ndarray, *, k: int = 10,
-                     probe_folds: int = 3, probe_max: int = 5000, seed: int = 0) -> dict:
+                     probe_folds: int = 3, probe_max: int = 5000, seed: int = 0, labels=None) -> dict:
     """kNN category accuracy, precision@k and a linear probe for ``queries`` (rows).
 
-    Neighbours are searched among every item with a known category.
+    Neighbours are searched among every item with a known category. With
+    ``labels`` (items x categories boolean CSR: several categories per item)
+    a prediction or a neighbour is a hit when it shares one of the query's
+    categories (:func:`multilabel_knn`); the probe predicts the
+    main category.
     """
     normed = normalize(vectors)
     pool = np.flatnonzero(categories >= 0)
     rows, _ = nearest(normed, queries, k, pool)
-    truth = categories[queries]
-    neighbour_cats = categories[rows]
-    out = {
-        "knn_accuracy": float(np.mean(majority(neighbour_cats) == truth)),
-        f"precision_at_{k}": float(np.mean(neighbour_cats == truth[:, None])),
-    }
+    if labels is not None:
+        hit, share = multilabel_knn(rows, queries, labels)
+        out = {"knn_accuracy": float(hit.mean()), f"precision_at_{k}": float(share.mean())}
+    else:
+        truth = categories[queries]
+        neighbour_cats = categories[rows]
+        out = {
+            "knn_accuracy": float(np.mean(majority(neighbour_cats) == truth)),
+            f"precision_at_{k}": float(np.mean(neighbour_cats == truth[:, None])),
+        }
     if probe_folds >= 2:
         out["probe_accuracy"] = linear_probe(normed, categories, queries, probe_folds, probe_max, seed)
     return out
@@ -83,17 +92,30 @@ def linear_probe(normed, categories, queries, folds: int, max_items: int, seed: 
 
 
 def ppmi_svd(tokens, offsets, vocab_size: int, dim: int, window: int, seed: int = 0,
-             cds: float = 0.75) -> np.ndarray:
-    """Truncated SVD of the PPMI item-item co-occurrence matrix (Levy et al. 2015): U * sqrt(S)."""
+             cds: float = 0.75, context: str = "window") -> np.ndarray:
+    """Truncated SVD of the PPMI item-item co-occurrence matrix (Levy et al. 2015): U * sqrt(S).
+
+    Co-occurrence within ``window`` positions, or (``context="session"``)
+    anywhere in the same session, each session counting once per pair.
+    """
     import scipy.sparse as sp
     from sklearn.decomposition import TruncatedSVD
 
     from nnkit.datasets.sessions import skipgram_pairs
 
-    targets, contexts = skipgram_pairs(tokens, offsets, window)
-    counts = sp.coo_matrix((np.ones(targets.size, np.float32), (targets, contexts)),
-                           shape=(vocab_size, vocab_size)).tocsr()
-    counts.sum_duplicates()
+    if context == "session":
+        session = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+        incidence = sp.csr_matrix((np.ones(len(tokens), np.float32), (tokens, session)),
+                                  shape=(vocab_size, len(offsets) - 1))
+        incidence.data[:] = 1.0
+        counts = (incidence @ incidence.T).tocsr()
+        counts.setdiag(0)
+        counts.eliminate_zeros()
+    else:
+        targets, contexts = skipgram_pairs(tokens, offsets, window)
+        counts = sp.coo_matrix((np.ones(targets.size, np.float32), (targets, contexts)),
+                               shape=(vocab_size, vocab_size)).tocsr()
+        counts.sum_duplicates()
     total = counts.sum()
     row = np.asarray(counts.sum(axis=1)).ravel()
     col = np.asarray(counts.sum(axis=0)).ravel() ** cds  # context-distribution smoothing
@@ -111,22 +133,34 @@ def ppmi_svd(tokens, offsets, vocab_size: int, dim: int, window: int, seed: int 
     return vectors.astype(np.float32)
 
 
-def cooccurrence(tokens, offsets, vocab_size: int, window: int):
-    """Boolean sparse matrix: item i was seen within ``window`` positions of item j."""
+# -- categories (one or several per item) ------------------------------------------------------
+
+def category_matrix(categories: np.ndarray, n_categories: int, extra=None):
+    """Items x categories boolean CSR: the item's main category plus ``extra`` (a CSR or None)."""
     import scipy.sparse as sp
 
-    from nnkit.datasets.sessions import skipgram_pairs
-
-    t, c = skipgram_pairs(tokens, offsets, window)
-    matrix = sp.csr_matrix((np.ones(t.size, np.int8), (t, c)), shape=(vocab_size, vocab_size))
-    matrix.sum_duplicates()
-    return matrix
-
-
-def cooccur_at_k(vectors, seen, queries, k: int) -> float:
-    rows, _ = nearest(normalize(vectors), queries, k)
-    hits = np.asarray(seen[np.repeat(queries, rows.shape[1]), rows.ravel()]).ravel() > 0
-    return float(hits.mean())
+    rows = np.flatnonzero(categories >= 0)
+    main = sp.csr_matrix((np.ones(rows.size, bool), (rows, categories[rows])),
+                         shape=(categories.size, max(1, n_categories)))
+    if extra is not None:
+        main = (main + extra.astype(bool)).astype(bool).tocsr()
+    return main
 
 
-# -- the task ---------------------------------------------------------------------------------
+def multilabel_knn(neighbours: np.ndarray, queries: np.ndarray, labels) -> tuple[np.ndarray, np.ndarray]:
+    """Per query: kNN hit (most voted category among its own) and share of neighbours sharing one.
+
+    ``labels`` is an items x categories boolean CSR. Ties between voted
+    categories go to the category of the nearest neighbour holding one.
+    """
+    n_q, k = neighbours.shape
+    dense_q = labels[queries].toarray()  # (n_q, C)
+    votes = np.zeros_like(dense_q, dtype=np.float64)
+    shares = np.zeros(n_q)
+    for j in range(k):  # k sparse row gathers; the tie-break favours nearer neighbours slightly
+        nb = labels[neighbours[:, j]].toarray()
+        votes += nb * (1.0 + 1e-6 * (k - j))
+        shares += (nb & dense_q).any(axis=1)
+    predicted = np.argmax(votes, axis=1)
+    hit = dense_q[np.arange(n_q), predicted] & (votes.max(axis=1) > 0)
+    return hit, shares / k

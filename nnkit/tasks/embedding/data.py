@@ -1,4 +1,5 @@
-"""Embedding data: sessions (bundled shop generator or the user's CSV) and the held-out query items."""
+"""Embedding data: sessions (bundled shop generator or the user's CSV) and the held-out query items
+(validation and test items; the held-out session ends are in ``next_item``)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ def load_sessions(data_cfg: dict):
             data_cfg["path"], items_path=data_cfg["items"], session_column=data_cfg["session_column"],
             item_column=data_cfg["item_column"], timestamp_column=data_cfg["timestamp_column"],
             category_column=data_cfg["category_column"], name_column=data_cfg["name_column"],
+            category_separator=data_cfg["category_separator"],
             min_count=data_cfg["min_count"]), f"sessions csv {Path(data_cfg['path']).name}"
     if data_cfg["items"]:
         raise DataError("data.items needs a sessions file too: give --data sessions.csv")
@@ -33,14 +35,20 @@ def load_sessions(data_cfg: dict):
                   f"{data_cfg['sessions']} sessions, noise {data_cfg['noise']}")
 
 
-def split_items(categories: np.ndarray, test_fraction: float, seed: int) -> np.ndarray:
-    """Rows of held-out items (with a known category); the rest may train the category head."""
+def split_known_items(categories: np.ndarray, validation_fraction: float, test_fraction: float,
+                      seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(validation rows, test rows): disjoint random shares of the items with a known category."""
     known = np.flatnonzero(categories >= 0)
     rng = np.random.default_rng([seed, 7])
     n_test = int(round(known.size * test_fraction))
     if known.size >= 2:
         n_test = min(max(n_test, 1), known.size - 1)
-    return np.sort(rng.choice(known, size=n_test, replace=False)) if n_test else known[:0]
+    order = rng.permutation(known)
+    n_val = min(int(round(known.size * validation_fraction)), known.size - n_test)
+    return np.sort(order[n_test:n_test + n_val]), np.sort(order[:n_test])
 
 
-# -- metrics (NumPy and scikit-learn; shared by the task and bench/) -------------------------
+def frequent(rows: np.ndarray, counts: np.ndarray, min_count: int) -> np.ndarray:
+    """The rows seen at least ``min_count`` times (all of them when none is)."""
+    kept = rows[counts[rows] >= min_count]
+    return kept if kept.size else rows

@@ -109,6 +109,11 @@ def score_forecasts(prepared: Prepared, origins, model_pred: np.ndarray) -> dict
 
 def verdict_sentence(model_rmse: float, baselines: dict, dm_stat: float, p: float) -> str:
     pers = baselines["persistence"]["rmse"]
+    if not (math.isfinite(model_rmse) and math.isfinite(pers)):
+        return "No verdict: the errors are not finite numbers (did training diverge?)."
+    if pers == 0:  # a constant series: repeating the last value is exact
+        return (f"Persistence is exact on this test part (the series does not move); the model's RMSE is "
+                f"{model_rmse:.4g}. There is nothing to forecast here.")
     ratio = model_rmse / pers
     best_name = min(baselines, key=lambda k: baselines[k]["rmse"])
     pct = abs(ratio - 1) * 100

@@ -22,7 +22,8 @@ def predict_csv(ctx, inputs: list, options: dict) -> None:
     series = read_csv(inputs[0], date_column=d.get("date_column", ""),
                       target=d.get("target", "") if d.get("path") else "",
                       features=state["features"], ticker=d.get("ticker", "") if d.get("path") else "",
-                      ticker_column=d.get("ticker_column", ""), fill=d.get("fill", "none"))
+                      ticker_column=d.get("ticker_column", ""), fill=d.get("fill", "none"),
+                      date_format=d.get("date_format", ""))  # the one date reading of training
     W, H_trained = state["window"], state["horizon"]
     horizon = int(options.get("horizon") or H_trained)
     if len(series) < W:

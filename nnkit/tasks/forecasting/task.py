@@ -51,6 +51,8 @@ class ForecastingTask(Task):
             "ticker_column": Field("", "CSV column naming the ticker in a long file (empty = ticker/symbol)"),
             "fill": Field("none", "missing values: fail, or carry the last value forward",
                           choices=("none", "ffill")),
+            "date_format": Field("", "strftime format of the date column, e.g. '%d/%m/%Y' (empty: ISO and written-out "
+                                     "dates, or numeric dates whose day/month order the file proves)"),
             "transform": Field("log_return", "what the model predicts", choices=TRANSFORMS),
             "calendar": Field(False, "add sin/cos of day of week/month/year of each row's next date (daily data)"),
             "window": Field(30, "past values the model sees (prices in the serving input)", min=3),

@@ -73,7 +73,7 @@ class LanguageModelTask(Task):
                        Option("length", int, "Tokens to generate.", min=1),
                        Option("temperature", float, "Sampling temperature.", min=0.0, min_open=True),
                        Option("top_k", int, "Sample from the k most likely tokens.", min=0),
-                       Option("seed", int, "Sampling seed."))
+                       Option("seed", int, "Sampling seed.", min=0, max=2**32 - 1))  # NumPy's seed range
 
     # -- data ---------------------------------------------------------------------------
     def load(self, cfg: dict) -> Prepared:

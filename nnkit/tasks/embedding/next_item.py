@@ -1,0 +1,157 @@
+"""Next-item retrieval on held-out session ends: the split, the ranks, and the baselines.
+
+When no categories are given, an item embedding is scored by what it is for:
+the last item(s) of some sessions are held out *before* training
+(:func:`hold_out_session_ends`), and each is ranked among all items from the
+item before it, by cosine (vectors) or by a baseline's scores (popularity,
+same-session co-occurrence). Hit rate@k and MRR@k. The held-out sessions are
+split into a validation part (used to choose settings) and a test part
+(reported), never mixed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from nnkit.tasks.embedding.baselines import normalize
+
+
+@dataclass
+class HeldOutEnds:
+    """Session ends held out of training: the item before (``queries``) and the end (``targets``).
+
+    Rows index the *training* vocabulary; ``targets == -1`` where the end item
+    never occurs in training (no method can rank it; counted, not scored).
+    """
+
+    queries: np.ndarray
+    targets: np.ndarray
+
+    def scorable(self) -> "HeldOutEnds":
+        ok = (self.targets >= 0) & (self.queries >= 0)
+        return HeldOutEnds(self.queries[ok], self.targets[ok])
+
+    @property
+    def size(self) -> int:
+        return int(self.queries.size)
+
+
+def hold_out_session_ends(data, validation_fraction: float, test_fraction: float, seed: int, tail: int = 1):
+    """Remove the last ``tail`` items of a random share of sessions; re-index the rest as training data.
+
+    Returns ``(train_data, validation, test, summary)``. Sessions keeping at
+    least 2 items after the cut are eligible; each is validation, test or
+    untouched. Every held-out item is a case: predict it from the item just
+    before it (which may itself be held out: its vector is still trained on
+    the other sessions). The training vocabulary is rebuilt from what is left
+    (held-out items are not counted), so an item seen nowhere else has no row
+    (``targets == -1``).
+    """
+    from nnkit.datasets.sessions import from_arrays
+
+    lengths = np.diff(data.offsets)
+    eligible = np.flatnonzero(lengths >= tail + 2)
+    rng = np.random.default_rng([seed, 13])
+    order = rng.permutation(eligible)
+    n_val = int(round(order.size * validation_fraction))
+    n_test = int(round(order.size * test_fraction))
+    val_sessions, test_sessions = np.sort(order[:n_val]), np.sort(order[n_val:n_val + n_test])
+    held = np.concatenate([val_sessions, test_sessions])
+    drop = np.zeros(data.tokens.size, bool)
+    for back in range(1, tail + 1):
+        drop[data.offsets[1:][held] - back] = True
+    new_lengths = lengths.copy()
+    new_lengths[held] -= tail
+    offsets = np.zeros(lengths.size + 1, np.int64)
+    np.cumsum(new_lengths, out=offsets[1:])
+    train = from_arrays(data.tokens[~drop], offsets, data.item_ids, data.categories, data.category_names,
+                        data.names, min_count=1, source="training sessions", extra_categories=data.extra_categories)
+    row_of = dict(zip(train.item_ids.tolist(), range(train.vocab_size)))
+    to_row = np.vectorize(lambda i: row_of.get(i, -1), otypes=[np.int64])
+
+    def cases(sessions):
+        if sessions.size == 0:
+            return HeldOutEnds(np.zeros(0, np.int64), np.zeros(0, np.int64))
+        positions = (data.offsets[1:][sessions][:, None] - np.arange(tail, 0, -1)[None, :]).ravel()
+        return HeldOutEnds(to_row(data.item_ids[data.tokens[positions - 1]]),
+                           to_row(data.item_ids[data.tokens[positions]]))
+
+    validation, test = cases(val_sessions), cases(test_sessions)
+    summary = {"sessions with held-out ends (validation, test)": f"{val_sessions.size}, {test_sessions.size}",
+               "held-out items per such session": tail,
+               "held-out items not seen in training (validation, test)":
+                   f"{int((validation.targets < 0).sum())}, {int((test.targets < 0).sum())}"}
+    return train, validation, test, summary
+
+
+def target_ranks(scores: np.ndarray, queries: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Rank (1 = first) of each target in its score row, the query item itself excluded.
+
+    Ties take the mid rank (the expected rank under a random tie-break), so
+    flat scores earn nothing; scores that are not finite (a diverged model)
+    count as the lowest. A target equal to its query (an item repeated) is
+    out of every method's reach: rank infinity, a miss for all.
+    """
+    scores = np.nan_to_num(np.array(scores, np.float64, copy=True), nan=-np.inf, posinf=-np.inf)
+    idx = np.arange(queries.size)
+    scores[idx, queries] = np.nan  # compares false both ways: neither above nor tied with the target
+    target_scores = scores[idx, targets][:, None]
+    above = (scores > target_scores).sum(axis=1)
+    tied = (scores == target_scores).sum(axis=1) - 1  # minus the target itself
+    return np.where(targets == queries, np.inf, 1 + above + 0.5 * tied)
+
+
+def summarize_ranks(ranks: np.ndarray, k: int) -> dict:
+    hit = ranks <= k
+    if not hit.size:
+        return {f"hit_rate_at_{k}": 0.0, f"mrr_at_{k}": 0.0}
+    return {f"hit_rate_at_{k}": float(hit.mean()), f"mrr_at_{k}": float(np.where(hit, 1.0 / ranks, 0.0).mean())}
+
+
+def ranked(score_fn, ends: HeldOutEnds, vocab_size: int, k: int) -> dict:
+    """Metrics of ``score_fn(queries) -> (n, vocab)`` scores, in chunks of ~20M scores."""
+    chunk = max(1, int(2e7 // max(1, vocab_size)))
+    ranks = [target_ranks(score_fn(ends.queries[s:s + chunk]), ends.queries[s:s + chunk],
+                          ends.targets[s:s + chunk]) for s in range(0, ends.size, chunk)]
+    return summarize_ranks(np.concatenate(ranks) if ranks else np.zeros(0), k)
+
+
+def vector_scorer(vectors: np.ndarray):
+    normed = normalize(vectors)
+    return lambda queries: normed[queries] @ normed.T
+
+
+def popularity_scorer(counts: np.ndarray):
+    counts = np.asarray(counts, np.float64)
+    return lambda queries: np.broadcast_to(counts, (queries.size, counts.size))
+
+
+def cooccurrence_scorer(tokens, offsets, counts):
+    """How often each item shared a training session with the query item; popularity breaks ties."""
+    import scipy.sparse as sp
+
+    vocab = counts.size
+    session = np.repeat(np.arange(offsets.size - 1), np.diff(offsets))
+    incidence = sp.csr_matrix((np.ones(tokens.size, np.float64), (tokens, session)),
+                              shape=(vocab, offsets.size - 1))
+    incidence.data[:] = 1.0  # a session counts once per item pair
+    tie_break = np.asarray(counts, np.float64)[None, :] / (counts.max() + 1.0)
+    return lambda queries: (incidence[queries] @ incidence.T).toarray() + tie_break
+
+
+def random_scorer(vocab_size: int, seed: int):
+    rng = np.random.default_rng([seed, 3])
+    return lambda queries: rng.random((queries.size, vocab_size))
+
+
+def next_item_baselines(train, ends: HeldOutEnds, k: int, seed: int = 0, ppmi_vectors=None) -> dict:
+    """Random, popularity, same-session co-occurrence (and PPMI-SVD vectors) on the held-out ends."""
+    vocab = train.vocab_size
+    out = {"random": ranked(random_scorer(vocab, seed), ends, vocab, k),
+           "popularity": ranked(popularity_scorer(train.counts), ends, vocab, k),
+           "cooccurrence": ranked(cooccurrence_scorer(train.tokens, train.offsets, train.counts), ends, vocab, k)}
+    if ppmi_vectors is not None:
+        out["ppmi_svd"] = ranked(vector_scorer(ppmi_vectors), ends, vocab, k)
+    return out

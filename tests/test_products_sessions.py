@@ -1,0 +1,252 @@
+"""Item embeddings on users' sessions: held-out session ends, next-item scores, several categories per
+item, whole-session contexts, negative noise exponents, and settings chosen on validation only."""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nnkit.datasets import sessions as S
+from nnkit.tasks.embedding import baselines as B
+from nnkit.tasks.embedding import next_item as N
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _sessions(*lists):
+    """SessionData from lists of item ids (strings), in order."""
+    ids = sorted({i for s in lists for i in s})
+    index = {i: n for n, i in enumerate(ids)}
+    tokens = np.array([index[i] for s in lists for i in s])
+    offsets = np.concatenate([[0], np.cumsum([len(s) for s in lists])])
+    return S.from_arrays(tokens, offsets, np.array(ids))
+
+
+def _ids(data, rows):
+    return [data.item_ids[r] if r >= 0 else None for r in rows]
+
+
+# -- held-out session ends and next-item scores -------------------------------------------------------
+
+def test_hold_out_session_ends_removes_ends_before_training():
+    data = _sessions(list("abc"), list("abd"), list("xyz"), list("ab"), list("xyq"))
+    train, val, test, summary = N.hold_out_session_ends(data, 0.5, 0.5, seed=0)
+    # eligible: sessions of >= 3 items (4 of 5); all are held out, half validation, half test
+    assert sorted(_ids(train, np.concatenate([val.queries, test.queries]))) == list("bbyy")
+    # the training sessions lost exactly those ends; items seen only there left the vocabulary
+    kept = [list(train.item_ids[train.tokens[s:e]]) for s, e in zip(train.offsets[:-1], train.offsets[1:])]
+    assert kept == [list("ab"), list("ab"), list("xy"), list("ab"), list("xy")]
+    assert set(train.item_ids) == {"a", "b", "x", "y"}
+    assert (np.concatenate([val.targets, test.targets]) == -1).all()  # c, d, z, q: never seen in training
+    assert val.scorable().size == 0 and "2, 2" in summary["sessions with held-out ends (validation, test)"]
+
+
+def test_hold_out_tail_and_scorable_cases():
+    data = _sessions(list("abcab"), list("abcab"), list("cabc"))
+    train, val, test, _ = N.hold_out_session_ends(data, 0.0, 1.0, seed=0, tail=2)
+    assert val.size == 0 and test.size == 6  # 3 sessions x 2 held-out items
+    got = sorted(zip(_ids(train, test.queries), _ids(train, test.targets)))
+    assert got == sorted([("c", "a"), ("a", "b"), ("c", "a"), ("a", "b"), ("a", "b"), ("b", "c")])
+    assert [list(train.item_ids[train.tokens[s:e]]) for s, e in zip(train.offsets[:-1], train.offsets[1:])] \
+        == [list("abc"), list("abc"), list("ca")]
+
+
+def test_rank_metrics_by_hand():
+    scores = np.array([[9.0, 5.0, 4.0, 3.0],   # query 0 excluded: target 2 is 2nd
+                       [1.0, 9.0, 2.0, 3.0],   # query 1 excluded: target 0 is 3rd
+                       [0.0, 1.0, 9.0, 1.0],   # target 1 ties with 3 for 1st-2nd: mid rank 1.5
+                       [np.nan] * 4,           # a diverged model: all tied, no credit
+                       [9.0, 1.0, 1.0, 1.0]])  # the item repeated: out of reach (query excluded)
+    ranks = N.target_ranks(scores, np.array([0, 1, 2, 0, 0]), np.array([2, 0, 1, 1, 0]))
+    assert ranks.tolist() == [2, 3, 1.5, 2, np.inf]  # 3 candidates tied: mid rank 2
+    m = N.summarize_ranks(ranks, k=1)
+    assert m == {"hit_rate_at_1": 0.0, "mrr_at_1": 0.0}
+    m = N.summarize_ranks(ranks, k=2)
+    assert m == {"hit_rate_at_2": pytest.approx(3 / 5), "mrr_at_2": pytest.approx((1 / 2 + 0 + 1 / 1.5 + 1 / 2) / 5)}
+
+
+def test_next_item_baselines_know_the_answers():
+    # b always follows a; popularity favours x (most frequent); co-occurrence knows a-b, and x-y
+    # ties with x-z (two sessions each), broken by popularity (y: 3, z: 2)
+    train = _sessions(list("ab"), list("ab"), list("xy"), list("xy"), list("xz"), list("xz"), list("xq"),
+                      list("ya"))
+    row = dict(zip(train.item_ids, range(train.vocab_size)))
+    ends = N.HeldOutEnds(np.array([row["a"], row["x"]]), np.array([row["b"], row["z"]]))
+    out = N.next_item_baselines(train, ends, k=1)
+    assert out["cooccurrence"] == {"hit_rate_at_1": 0.5, "mrr_at_1": 0.5}  # a -> b right; x -> y (tie, more popular)
+    assert out["popularity"]["hit_rate_at_1"] == 0.0  # a -> x; x -> a or b (x itself excluded)
+    vectors = np.eye(train.vocab_size, dtype=np.float32)
+    vectors[row["b"]] = vectors[row["a"]]
+    vectors[row["z"]] = vectors[row["x"]]
+    assert N.ranked(N.vector_scorer(vectors), ends, train.vocab_size, 1) == {"hit_rate_at_1": 1.0, "mrr_at_1": 1.0}
+
+
+# -- several categories per item ----------------------------------------------------------------------
+
+def test_items_with_several_categories(tmp_path):
+    sessions = tmp_path / "s.csv"
+    sessions.write_text("session_id,item_id\n1,a\n1,b\n2,c\n2,a\n3,d\n3,b\n")
+    items = tmp_path / "i.csv"
+    items.write_text("item_id,category\na,Drama|War\nb,Comedy\nc,War|Comedy\nd,\n")
+    data = S.read_sessions(sessions, items_path=str(items), category_separator="|")
+    assert data.category_names == ["Comedy", "Drama", "War"]
+    main = dict(zip(data.item_ids, data.categories))
+    assert main == {"a": 1, "b": 0, "c": 2, "d": -1}  # the first listed; d has none
+    labels = B.category_matrix(data.categories, 3, data.extra_categories).toarray()
+    as_sets = {i: {data.category_names[c] for c in np.flatnonzero(labels[r])} for r, i in enumerate(data.item_ids)}
+    assert as_sets == {"a": {"Drama", "War"}, "b": {"Comedy"}, "c": {"War", "Comedy"}, "d": set()}
+    plain = S.read_sessions(sessions, items_path=str(items))  # no separator: one category per cell
+    assert "Drama|War" in plain.category_names and plain.extra_categories is None
+
+
+def test_multilabel_knn_by_hand():
+    import scipy.sparse as sp
+
+    labels = sp.csr_matrix(np.array([[1, 1, 0],    # 0: A, B
+                                     [0, 1, 0],    # 1: B
+                                     [0, 0, 1],    # 2: C
+                                     [0, 1, 1]], bool))  # 3: B, C
+    neighbours = np.array([[1, 3], [2, 3]])  # query 0: B, B+C -> votes B (hit); query 1: C, B+C -> C (miss)
+    hit, share = B.multilabel_knn(neighbours, np.array([0, 1]), labels)
+    assert hit.tolist() == [True, False]
+    assert share.tolist() == [1.0, 0.5]
+
+
+# -- the skip-gram pipeline -------------------------------------------------------------------------
+
+def test_negative_noise_power_favours_rare_items():
+    counts = np.array([2000, 400, 100, 20])
+    tokens = np.random.default_rng(0).permutation(np.repeat(np.arange(4), counts))
+    data = S.from_arrays(tokens, np.arange(0, tokens.size + 1, 10), np.array(list("wxyz")))
+    ds = S.skipgram_dataset(data, window=1, negatives=10, centers_per_batch=1000, sample=0, shrink=False,
+                            power=-0.5)
+    draws = np.concatenate([x[1].numpy()[:, 1:].ravel() for x, _ in ds])
+    expected = counts ** -0.5 / np.sum(counts ** -0.5)
+    np.testing.assert_allclose(np.bincount(draws, minlength=4) / draws.size, expected, atol=0.01)
+
+
+def test_session_context_stays_in_the_session_and_reaches_far():
+    data = _sessions(list("abcdefgh"), list("stuvwxyz"))
+    ds = S.skipgram_dataset(data, window=1, negatives=1, centers_per_batch=16, sample=0, shrink=False,
+                            context="session")
+    pairs = [(data.item_ids[t], data.item_ids[c]) for _ in range(30) for x, _ in ds
+             for t, c in zip(x[0].numpy(), x[1].numpy()[:, 0])]
+    assert all((t in "abcdefgh") == (c in "abcdefgh") and t != c for t, c in pairs)
+    assert ("a", "h") in pairs and ("z", "s") in pairs  # beyond any neighbour window
+    with pytest.raises(ValueError, match="context"):
+        S.skipgram_dataset(data, context="basket")
+
+
+# -- the task on user sessions: the choice sees validation only -------------------------------------------
+
+class _Poisoned:
+    """Stands for the test part: any use of it fails the test."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"the test part was read during selection ({name})")
+
+    def __array__(self, *args, **kwargs):
+        raise AssertionError("the test part was read during selection (as an array)")
+
+    def __len__(self):
+        raise AssertionError("the test part was read during selection (len)")
+
+
+def _retail_like(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    lines = ["invoice,sku"]
+    for s in range(120):  # two kinds of basket, so there is something to learn
+        kind = s % 2
+        for item in rng.choice(12, size=rng.integers(3, 7), replace=False):
+            lines.append(f"{s},{'AB'[kind]}{item}")
+    path = tmp_path / "invoices.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _resolve(path, *sets):
+    from nnkit.pipeline import resolve
+
+    base = ["data.session_column=invoice", "data.item_column=sku", "data.timestamp_column=", "model.dim=8",
+            "train.epochs=2", "train.batch_size=64", "eval.probe_folds=0", "eval.map_items=20"]
+    return resolve("products", data=str(path), overrides=base + list(sets))
+
+
+def test_selection_reads_validation_only(tmp_path):
+    from nnkit.runs import Run, write_text
+    from nnkit.select import choose_settings
+
+    resolved = _resolve(_retail_like(tmp_path), "model.context=window")
+    task, cfg = resolved.task, resolved.cfg
+    task.session_candidates = task.session_candidates[:2]  # two are enough to choose (and cheaper)
+    prepared = task.load(cfg)
+    assert prepared.extra["val_ends"].size > 0
+    prepared.test = _Poisoned()
+    prepared.extra["test_ends"] = _Poisoned()
+    run = Run(tmp_path / "run")
+    run.path.mkdir()
+    write_text(run.meta_file, "{}")
+    chosen = choose_settings(task, cfg, prepared, run)
+    selection = json.loads(run.meta_file.read_text())["selection"]
+    assert [c["settings"] for c in selection["candidates"]] == [{"model.window": 5}, {"model.window": 3}]
+    assert selection["budget"] == {"epochs": 1}
+    assert selection["metric"].startswith("hit_rate_at_10 (validation")
+    best = max(selection["candidates"], key=lambda c: c["validation"])
+    assert selection["chosen"] == best["settings"]
+    assert all(chosen["model"][k.split(".")[1]] == v for k, v in best["settings"].items())
+    assert f'window = {chosen["model"]["window"]}' in run.config_file.read_text()
+    assert not (run.path / "selection").exists()  # trial folders are removed; the table stays
+
+
+def test_user_set_keys_are_not_chosen_and_bundled_data_chooses_nothing(tmp_path):
+    path = _retail_like(tmp_path)
+    resolved = _resolve(path, "model.context=window", "model.window=2")
+    prepared = resolved.task.load(resolved.cfg)
+    assert resolved.task.candidate_settings(resolved.cfg, prepared) == []
+    assert resolved.task.settings(resolved.cfg, prepared)["window"] == 2
+    partly = _resolve(path, "model.window=4")
+    prepared = partly.task.load(partly.cfg)
+    assert partly.task.candidate_settings(partly.cfg, prepared) == [{"model.context": "window"}]
+    assert partly.task.settings(partly.cfg, prepared)["context"] == "window"
+    from nnkit.pipeline import resolve
+
+    shop = resolve("products", overrides=["data.products=200", "data.categories=4", "data.sessions=300"])
+    prepared = shop.task.load(shop.cfg)
+    assert shop.task.candidate_settings(shop.cfg, prepared) == []
+    assert shop.task.settings(shop.cfg, prepared)["context"] == shop.task.shop_settings["context"]
+    view = shop.task.validation_view(prepared)  # what `nnkit tune` scores on: nothing of the test part
+    assert view.test is prepared.val and view.extra["test_ends"] is prepared.extra["val_ends"]
+    assert (view.train.categories[prepared.test] == -1).all() and (view.train.categories[prepared.val] >= 0).all()
+
+
+def test_run_on_sessions_without_categories_scores_next_items(tmp_path):
+    from nnkit.pipeline import start
+
+    resolved = _resolve(_retail_like(tmp_path), "eval.select_budget=0")
+    run = start(resolved, stages=("train", "evaluate", "report"), out=str(tmp_path / "run"))
+    metrics = json.loads(run.metrics_file.read_text())
+    assert metrics["primary"] == "hit_rate_at_10"
+    assert set(metrics["baselines"]) == {"random", "popularity", "cooccurrence", "ppmi_svd"}
+    assert set(metrics["model"]) == {"hit_rate_at_10", "mrr_at_10"}
+    used = metrics["details"]["settings"]  # 'auto' became the user-session defaults
+    assert {k: used[k] for k in resolved.task.session_settings} == resolved.task.session_settings
+    assert "next-item retrieval" in run.report_file.read_text()
+    assert "selection" not in json.loads(run.meta_file.read_text())
+
+
+def test_sessions_too_short_to_evaluate_fail_clearly(tmp_path, cli_run):
+    path = tmp_path / "pairs.csv"
+    path.write_text(textwrap.dedent("""\
+        session_id,item_id
+        1,a
+        1,b
+        2,a
+        2,b
+        """))
+    result = cli_run("run", "products", "--data", path, "--out", tmp_path / "r", expect=2)
+    assert "nothing to evaluate" in result.output
