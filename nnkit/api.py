@@ -51,7 +51,8 @@ def run(recipe: str, data: Any = None, *, config: str | os.PathLike | None = Non
     flags = {"train.seed": seed, "train.epochs": epochs, "train.strategy": strategy,
              "train.verbose": False if quiet or notebook else None}
     in_memory = api_data.is_in_memory(data)
-    resolved = pipeline.resolve(recipe, None if in_memory else data, config, set_items, flags)
+    resolved = pipeline.resolve(recipe, None if in_memory else data, config, set_items, flags,
+                                own_data=data is not None)  # in-memory data is the user's too: [with_data]
     command = cli_command(recipe, None if in_memory else data, config, set_items, out, seed, epochs, strategy,
                           quiet, wanted)
     staged = None

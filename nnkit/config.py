@@ -357,10 +357,15 @@ def merge(base: Mapping, update: Mapping) -> dict:
 
 def resolve(schema: Mapping, recipe: Mapping, config_file: Mapping | None = None,
             overrides: Mapping | None = None, *, recipe_source: str = "recipe",
-            config_source: str = "--config") -> dict:
-    """The one place the priority is decided: --set > --config > recipe > task defaults."""
+            config_source: str = "--config", with_data: Mapping | None = None) -> dict:
+    """The one place the priority is decided.
+
+    --set > --config > the recipe's [with_data] table (only when --data is given:
+    ``with_data``) > the recipe > task defaults.
+    """
     layers = [
         (recipe, recipe_source),
+        (with_data or {}, f"{recipe_source} [with_data]"),
         (config_file or {}, config_source),
         (overrides or {}, "--set"),
     ]

@@ -208,9 +208,18 @@ def _write_tflite(run, task, model, artifact: Path, examples_file: Path) -> None
 
 # -- reload checks (run by ``python -m nnkit.export_check`` in a fresh process) ------------
 
+def import_op_libraries() -> None:
+    """Register the custom ops a SavedModel may use (tensorflow-text's, for subword tokens) before loading it."""
+    try:
+        import tensorflow_text  # noqa: F401
+    except ImportError:  # not installed: SavedModels without its ops still load
+        pass
+
+
 def _check_saved_model(artifact: str, cases: dict) -> None:
     import tensorflow as tf
 
+    import_op_libraries()
     loaded = tf.saved_model.load(artifact)
     for endpoint, (inputs, expected) in cases.items():
         fn = getattr(loaded, endpoint)

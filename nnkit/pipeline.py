@@ -42,8 +42,12 @@ class Resolved:
 
 
 def resolve(recipe_ref: str, data: str | None = None, config_file: str | None = None,
-            overrides: list[str] = (), flags: dict | None = None) -> Resolved:
-    """Recipe + task defaults + --config + --set (+ dedicated flags) -> validated config."""
+            overrides: list[str] = (), flags: dict | None = None, own_data: bool | None = None) -> Resolved:
+    """Recipe + task defaults + --config + --set (+ dedicated flags) -> validated config.
+
+    ``own_data``: whether the user gives the data (default: ``data`` is set), which brings in the
+    recipe's ``[with_data]`` table; the Python API passes True for in-memory data.
+    """
     recipe = load_recipe(recipe_ref)
     task = get_task(recipe.task)
     schema = task_schema(task)
@@ -58,7 +62,9 @@ def resolve(recipe_ref: str, data: str | None = None, config_file: str | None = 
         flag_layer.setdefault("data", {})["path"] = str(Path(data).expanduser().resolve())
     cfg = config_mod.resolve(schema, recipe.config, file_layer,
                              config_mod.merge(set_layer, flag_layer),
-                             recipe_source=str(recipe.path), config_source=str(config_file))
+                             recipe_source=str(recipe.path), config_source=str(config_file),
+                             with_data=recipe.with_data if (data is not None if own_data is None else own_data)
+                             else None)
     cfg["recipe"]["name"] = recipe.name
     cfg["tune"] = tuning_space.merge_layers(schema, [(recipe.config, str(recipe.path)),
                                                      (file_layer, str(config_file)), (set_layer, "--set")])

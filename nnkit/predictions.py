@@ -101,7 +101,7 @@ def load_saved_model(run, saved):
     """
     import tensorflow as tf
 
-    from nnkit.export_formats import IDENTITY
+    from nnkit.export_formats import IDENTITY, import_op_libraries
 
     identity_file = saved / IDENTITY
     if identity_file.is_file():
@@ -114,6 +114,7 @@ def load_saved_model(run, saved):
             raise DataError(f"{saved}: a SavedModel of task '{identity['task']}' (recipe "
                             f"'{identity.get('recipe')}'), but this run's task is '{task}'; "
                             f"re-export it with: nnkit export {run.path}")
+    import_op_libraries()
     try:
         return tf.saved_model.load(str(saved))
     except Exception as exc:  # OSError, ValueError, tf.errors.*: a damaged or foreign folder

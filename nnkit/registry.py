@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from nnkit.config import read_toml
@@ -28,6 +28,8 @@ class Recipe:
     name: str
     path: Path
     config: dict  # the file's content, not yet validated
+    # the file's [with_data] table: settings for the user's own data (--data), over the rest of the file
+    with_data: dict = field(default_factory=dict)
 
     @property
     def task(self) -> str:
@@ -59,4 +61,7 @@ def load_recipe(ref: str) -> Recipe:
         raise NnkitError(f"{path}: missing [recipe] task = \"...\" (which task runs this recipe)")
     name = section.get("name") or path.stem
     config["recipe"] = {**section, "name": name}
-    return Recipe(name=name, path=path, config=config)
+    with_data = config.pop("with_data", {})
+    if not isinstance(with_data, dict) or not all(isinstance(v, dict) for v in with_data.values()):
+        raise NnkitError(f"{path}: [with_data] must hold tables of settings such as [with_data.model]")
+    return Recipe(name=name, path=path, config=config, with_data=with_data)

@@ -93,8 +93,11 @@ CASES = {  # task -> (data maker or None, --set overrides)
                           ["train.epochs=8", "model.units=16", "model.dense_units=8", "train.batch_size=32"]),
     "language_model": (_text, ["train.epochs=3", "model.units=32", "model.embedding_dim=8", "data.seq_len=24",
                                "eval.sample_length=20"]),
+    # the GRU with word tokens, as before the recipe's [with_data] defaults (a Transformer on subwords, beam 4),
+    # which tests/test_subwords.py runs
     "translation": (_pairs, ["train.epochs=30", "model.units=32", "model.embed_dim=16", "train.batch_size=32",
-                             "train.patience=30", "train.learning_rate=0.01"]),
+                             "train.patience=30", "train.learning_rate=0.01", "model.arch=rnn", "model.depth=1",
+                             "model.dropout=0.0", "data.tokenize=word", "eval.beam_width=1"]),
     "embedding": (None, ["data.products=300", "data.categories=5", "data.sessions=800", "data.noise=0.05",
                          "train.epochs=4", "model.dim=16", "eval.map_items=50"]),
 }

@@ -222,7 +222,8 @@ def test_translate_recipe_end_to_end(tmp_path, monkeypatch):
     assert result.output.strip().splitlines()[-1] == str(out)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["task"] == "translation" and metrics["primary"] == "exact_match"
-    assert set(metrics["model"]) == {"bleu", "chrf", "exact_match", "exact_match_long"}
+    assert set(metrics["model"]) == {"bleu", "chrf", "exact_match", "exact_match_long", "copy_rate",
+                                     "copy_rate_numbers", "copy_rate_names", "copy_rate_probe"}
     assert set(metrics["baselines"]) == {"copy_source", "word_dictionary"}
     assert 0 <= metrics["model"]["exact_match"] <= 1 and metrics["baselines"]["copy_source"]["bleu"] < 20
     for name in ("model.keras", "state.json", "report.md", "plots/attention.png", "export/saved_model"):

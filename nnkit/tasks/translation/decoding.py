@@ -70,10 +70,11 @@ class Seq2SeqDecoder:
 
     def step(self, tokens, t, cache, memory):
         if self.arch == "transformer":
-            length = tf.shape(tokens)[1] - 1
-            logits = self.model([memory["source"], tokens[:, :length]], training=False)
+            # the causal mask makes step t depend on tokens[:, :t + 1] only: feed just that prefix, not the
+            # whole buffer (same logits; decoding a short sentence no longer costs as much as the longest)
+            logits = self.model([memory["source"], tokens[:, :t + 1]], training=False)
             batch = tf.shape(tokens)[0]
-            return tf.gather(logits, t, axis=1), cache, tf.zeros([batch, tf.shape(memory["source"])[1]])
+            return logits[:, -1, :], cache, tf.zeros([batch, tf.shape(memory["source"])[1]])
         token = tokens[:, t]
         x = tf.gather(self.embedding.embeddings, token)  # (the layer would attach a mask)
         new_cache = []

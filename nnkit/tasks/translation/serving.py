@@ -21,9 +21,13 @@ class Seq2SeqTranslator(tf.Module):
 
     def __init__(self, model, source_vocab, target_vocab, *, tokenize: str = "char", lowercase: bool = False,
                  punctuation_spacing: bool = True, max_source_len: int = 256, max_decode_len: int = 128,
-                 beam_width: int = 1, length_penalty: float = 0.6, name: str = "translator"):
+                 beam_width: int = 1, length_penalty: float = 0.6, tokenizer=None, name: str = "translator"):
         super().__init__(name=name)
-        check_choice("tokenize", tokenize, TOKENIZATIONS)
+        # a tokenizer module (``tokenize(text) -> ragged tokens``, ``detokenize(tokens) -> text``; the subword
+        # one of nnkit.datasets.subwords) replaces the built-in word/char tokens; ids and decoding stay the same
+        self.tokenizer = tokenizer
+        if tokenizer is None:
+            check_choice("tokenize", tokenize, TOKENIZATIONS)
         check_positive("beam_width", beam_width)
         check_positive("max_decode_len", max_decode_len)
         self.model = model
@@ -50,6 +54,8 @@ class Seq2SeqTranslator(tf.Module):
 
     # tokens and ids
     def tokens(self, text):
+        if self.tokenizer is not None:
+            return self.tokenizer.tokenize(text)
         return tf_tokenize(text, self.tokenize_mode, self.lowercase, self.punctuation_spacing)
 
     def source_ids(self, text):
@@ -66,6 +72,8 @@ class Seq2SeqTranslator(tf.Module):
         return tf.cast(self.target_lookup(self.tokens(text)), tf.int32)
 
     def ids_to_text(self, ids):
+        if self.tokenizer is not None:
+            return self.tokenizer.detokenize(self.target_words(until_end(ids)))
         return tf_detokenize(self.target_words(until_end(ids)), self.tokenize_mode, self.punctuation_spacing)
 
     # decoding

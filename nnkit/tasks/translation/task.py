@@ -65,9 +65,9 @@ def tokenization(cfg: dict) -> str:
     mode = cfg["data"]["tokenize"]
     if mode != "auto":
         return mode
-    if not cfg["data"]["path"] and cfg["data"]["target_lang"] in CHAR_LANGS:
-        return "char"
-    return "word"
+    if cfg["data"]["path"]:
+        return "subword"  # real text: names, numbers and rare words need open-vocabulary tokens
+    return "char" if cfg["data"]["target_lang"] in CHAR_LANGS else "word"
 
 
 def _vocabulary(token_lists, max_size: int, min_count: int) -> list[str]:
@@ -92,8 +92,10 @@ def lookup(vocab, invert: bool = False):
 
 def make_translator(model, state: dict, beam_width: int | None = None):
     from nnkit.tasks.translation.serving import Seq2SeqTranslator
+    from nnkit.tasks.translation.tokens import text_tokenizer
 
     return Seq2SeqTranslator(model, state["source_vocab"], state["target_vocab"], tokenize=state["tokenize"],
+                             tokenizer=text_tokenizer(state),
                              lowercase=state["lowercase"], punctuation_spacing=state["punctuation_spacing"],
                              max_source_len=state["max_source_len"], max_decode_len=state["max_decode_len"],
                              beam_width=state["beam_width"] if beam_width is None else beam_width,
@@ -139,8 +141,14 @@ class TranslationTask(Task):
             "normalize": Field("NFC", "Unicode normalisation", choices=("NFC", "NFKC", "none")),
             "lowercase": Field(False, "lowercase both sides (inside the SavedModel too)"),
             "punctuation_spacing": Field(True, "word tokens: split punctuation off words"),
-            "tokenize": Field("auto", "tokens: word, char, or auto (char for de/it/ja number words, else word)",
-                              choices=("auto", "word", "char")),
+            "tokenize": Field("auto", "tokens: subword (SentencePiece), word, char, or auto (subword for --data; "
+                                      "bundled corpus: char for de/it/ja number words, else word)",
+                              choices=("auto", "subword", "word", "char")),
+            "copy_augment": Field(1, "subword tokens: per training pair with a name or number on both sides, add "
+                                     "this many copies with them replaced by invented names / random numbers, so "
+                                     "the model learns to copy them (0 = off)", min=0),
+            "subword_vocab": Field(4000, "subword tokens: pieces in the joint source+target vocabulary, learned "
+                                         "on the training part (a soft limit for small data)", min=300),
             "max_length": Field(0, "drop pairs with more tokens than this on either side (0 = keep all)", min=0),
             "max_vocab": Field(0, "keep the most frequent tokens per side (0 = all)", min=0),
             "min_count": Field(1, "drop tokens seen fewer times in training", min=1),
@@ -163,11 +171,10 @@ class TranslationTask(Task):
 
     # -- data ---------------------------------------------------------------------------
     def load(self, cfg: dict) -> Prepared:
-        import tensorflow as tf
-
-        from nnkit.tasks.translation.tokens import tf_tokenize
         from nnkit.datasets.number_corpus import split_by_source
         from nnkit.datasets.pairs import clean_text, read_pairs
+        from nnkit.tasks.translation.quality import unknown_rates
+        from nnkit.tasks.translation.tokens import text_tokenizer, tokenize_texts
 
         data = cfg["data"]
         seed = cfg["train"]["seed"]
@@ -188,44 +195,69 @@ class TranslationTask(Task):
         pairs = list(dict.fromkeys(pairs))  # exact duplicates once
         mode = tokenization(cfg)
         lower, punct = data["lowercase"], data["punctuation_spacing"]
-
-        def tokens(texts):
-            if not texts:
-                return []
-            ragged = tf_tokenize(tf.constant(texts), mode, lower, punct)
-            return [[t.decode("utf-8") for t in row] for row in ragged.to_list()]
-
-        src_tokens, tgt_tokens = tokens([s for s, _ in pairs]), tokens([t for _, t in pairs])
-        if data["max_length"]:
-            keep = [i for i, (a, b) in enumerate(zip(src_tokens, tgt_tokens))
-                    if len(a) <= data["max_length"] and len(b) <= data["max_length"]]
-            info["dropped_by_length"] = len(pairs) - len(keep)
-            pairs = [pairs[i] for i in keep]
         if len(pairs) < 10:
             raise DataError(f"{source_name}: only {len(pairs)} usable sentence pairs; need at least 10")
         try:
             train, val, test = split_by_source(pairs, data["val_fraction"], data["test_fraction"], seed)
         except ValueError as exc:
             raise DataError(f"{source_name}: {exc}") from None
+        state = {"tokenize": mode, "lowercase": lower, "punctuation_spacing": punct, "normalize": data["normalize"]}
+        if mode == "subword":  # one joint vocabulary, learned on the training part only
+            from nnkit.datasets.subwords import encode_model, learn_subwords
+
+            state["subword_model"] = encode_model(learn_subwords([s for s, _ in train] + [t for _, t in train],
+                                                                 data["subword_vocab"]))
+        tokenizer = text_tokenizer(state)
+
+        def tokens(texts):
+            if not texts:
+                return []
+            return [[t.decode("utf-8") for t in row] for row in tokenize_texts(texts, state, tokenizer).to_list()]
+
+        if data["max_length"]:
+            def short(part):
+                lengths = zip(tokens([s for s, _ in part]), tokens([t for _, t in part]))
+                return [p for p, (a, b) in zip(part, lengths) if max(len(a), len(b)) <= data["max_length"]]
+
+            before = len(train) + len(val) + len(test)
+            train, val, test = short(train), short(val), short(test)
+            info["dropped_by_length"] = before - len(train) - len(val) - len(test)
+            if not train or not test:
+                raise DataError(f"{source_name}: no pairs left in the training or test part with at most "
+                                f"{data['max_length']} tokens a side; raise data.max_length")
+        copy_pairs = []
+        if mode == "subword" and data["copy_augment"]:  # teach copying: pieces spell any name or number
+            from nnkit.datasets.names_numbers import substitute, target_words
+
+            known = target_words(t for _, t in train)
+            for k in range(data["copy_augment"]):
+                copy_pairs += substitute(train, seed * 1000 + k, avoid=known)
+            info["copy-augmentation pairs (training)"] = len(copy_pairs)
         tr_src, tr_tgt = tokens([s for s, _ in train]), tokens([t for _, t in train])
-        source_vocab = _vocabulary(tr_src, data["max_vocab"], data["min_count"])
-        target_vocab = _vocabulary(tr_tgt, data["max_vocab"], data["min_count"])
+        if mode == "subword":
+            from nnkit.datasets.subwords import decode_model, pieces
+            from nnkit.tasks.translation.tokens import SPECIAL_TOKENS
+
+            source_vocab = target_vocab = list(SPECIAL_TOKENS) + pieces(decode_model(state["subword_model"]))[4:]
+        else:
+            source_vocab = _vocabulary(tr_src, data["max_vocab"], data["min_count"])
+            target_vocab = _vocabulary(tr_tgt, data["max_vocab"], data["min_count"])
         max_src = max(len(t) for t in tr_src) + 1
         max_tgt = max(len(t) for t in tr_tgt) + 1
         max_decode = cfg["eval"]["max_decode_length"] or max_tgt + max(5, max_tgt // 2)
-        state = {
-            "source_vocab": source_vocab, "target_vocab": target_vocab, "tokenize": mode, "lowercase": lower,
-            "punctuation_spacing": punct, "normalize": data["normalize"],
+        state.update({
+            "source_vocab": source_vocab, "target_vocab": target_vocab,
             "max_source_len": max(max_src + max(5, max_src // 2), 8), "max_decode_len": int(max_decode),
             "beam_width": cfg["eval"]["beam_width"], "length_penalty": cfg["eval"]["length_penalty"],
             "target_lang": data["target_lang"] if not data["path"] else "",
             "examples": [s for s, _ in sorted(test, key=lambda p: len(p[0]))[:: max(1, len(test) // 3)]][:3],
-        }
+        })
         summary = {"source": source_name, "pairs": len(pairs), "train": len(train), "validation": len(val),
                    "test": len(test), "tokenization": mode, "source vocabulary": len(source_vocab) + 2,
                    "target vocabulary": len(target_vocab) + 2, "longest source (tokens)": max_src - 1,
-                   "longest target (tokens)": max_tgt - 1, **info}
-        return Prepared(train=train, val=val, test=test, state=state, summary=summary,
+                   "longest target (tokens)": max_tgt - 1, **info,
+                   **unknown_rates(tokens([s for s, _ in test]), source_vocab, mode)}
+        return Prepared(train=train, val=val, test=test, state=state, summary=summary, extra={"copy_pairs": copy_pairs},
                         fingerprint=fingerprint(source_name, mode, *[f"{s}\t{t}" for s, t in pairs[:50000]]))
 
     # -- ids ----------------------------------------------------------------------------
@@ -234,14 +266,13 @@ class TranslationTask(Task):
         import tensorflow as tf
 
         from nnkit.tasks.translation.decoding import END_ID, START_ID
-        from nnkit.tasks.translation.tokens import tf_tokenize
+        from nnkit.tasks.translation.tokens import text_tokenizer, tokenize_texts
 
-        mode, lower, punct = state["tokenize"], state["lowercase"], state["punctuation_spacing"]
-        src = tf_tokenize(tf.constant([s for s, _ in pairs]), mode, lower, punct)
+        tokenizer = text_tokenizer(state)
+        src = tokenize_texts([s for s, _ in pairs], state, tokenizer)
         src = tf.concat([src, tf.RaggedTensor.from_tensor(tf.fill([src.nrows(), 1], "[END]"))], axis=1)
         src_ids = tf.cast(lookup(state["source_vocab"])(src), tf.int32).to_tensor(0).numpy()
-        tgt = tf.cast(lookup(state["target_vocab"])(tf_tokenize(tf.constant([t for _, t in pairs]), mode, lower,
-                                                                punct)), tf.int32)
+        tgt = tf.cast(lookup(state["target_vocab"])(tokenize_texts([t for _, t in pairs], state, tokenizer)), tf.int32)
         n = tgt.nrows()
         t_in = tf.concat([tf.fill([n, 1], START_ID), tgt], axis=1).to_tensor(0).numpy()
         t_out = tf.concat([tgt, tf.fill([n, 1], END_ID)], axis=1).to_tensor(0).numpy()
@@ -265,7 +296,8 @@ class TranslationTask(Task):
 
     def datasets(self, cfg: dict, prepared: Prepared, batch_size: int):
         seed = cfg["train"]["seed"]
-        train = self._dataset(prepared.train, prepared.state, batch_size, True, seed)
+        train = self._dataset(prepared.train + prepared.extra.get("copy_pairs", []), prepared.state, batch_size,
+                              True, seed)
         val = self._dataset(prepared.val, prepared.state, batch_size, False, seed) if prepared.val else None
         return train, val
 
@@ -292,18 +324,21 @@ class TranslationTask(Task):
     # -- evaluation ---------------------------------------------------------------------
     def canonical(self, texts: list[str], state: dict) -> list[str]:
         """References as the model can write them: tokenised and detokenised the same way."""
-        import tensorflow as tf
-
-        from nnkit.tasks.translation.tokens import tf_detokenize, tf_tokenize
+        from nnkit.tasks.translation.tokens import text_tokenizer, tf_detokenize, tokenize_texts
 
         if not texts:
             return []
-        tokens = tf_tokenize(tf.constant(texts), state["tokenize"], state["lowercase"], state["punctuation_spacing"])
+        tokenizer = text_tokenizer(state)
+        tokens = tokenize_texts(texts, state, tokenizer)
+        if tokenizer is not None:
+            return [t.decode("utf-8") for t in tokenizer.detokenize(tokens).numpy()]
         return [t.decode("utf-8") for t in tf_detokenize(tokens, state["tokenize"],
                                                          state["punctuation_spacing"]).numpy()]
 
     def evaluate(self, model, prepared: Prepared, cfg: dict) -> Evaluation:
+        from nnkit.datasets.names_numbers import copy_rate
         from nnkit.datasets.pairs import translate_word_by_word, word_dictionary
+        from nnkit.tasks.translation.quality import example_tables, names_numbers, probe
 
         state = prepared.state
         test = prepared.test
@@ -311,7 +346,7 @@ class TranslationTask(Task):
         translator = make_translator(model, state)
         hyps = translate_all(translator, sources)
         canonical = self.canonical(refs, state)
-        lengths = np.array([len(s.split()) if state["tokenize"] == "word" else len(s) for s in sources])
+        lengths = np.array([len(s.split()) if state["tokenize"] != "char" else len(s) for s in sources])
         cut = np.quantile(lengths, 0.8) if len(lengths) else 0
         long_mask = lengths >= cut
         model_scores = text_scores(hyps, refs, canonical, long_mask)
@@ -319,6 +354,18 @@ class TranslationTask(Task):
         dictionary = word_dictionary(prepared.train)
         dict_hyps = [translate_word_by_word(s, dictionary) for s in sources]
         dict_scores = text_scores(dict_hyps, refs, canonical, long_mask)
+        kept, n_keep, n_keep_sentences = names_numbers(prepared.train, sources, refs, {
+            "model": hyps, "copy_source": sources, "word_dictionary": dict_hyps})
+        # the probe: test pairs whose shared names/numbers are swapped for invented ones (hundreds, not a handful)
+        probe_pairs, probe_known = probe(prepared.train + prepared.extra.get("copy_pairs", []), test,
+                                         cfg["train"]["seed"])
+        probe_src, probe_ref = [s for s, _ in probe_pairs], [t for _, t in probe_pairs]
+        probe_hyps = translate_all(translator, probe_src)
+        probed = {name: copy_rate(probe_src, probe_ref, outputs, probe_known) for name, outputs in
+                  (("model", probe_hyps), ("copy_source", probe_src),
+                   ("word_dictionary", [translate_word_by_word(s, dictionary) for s in probe_src]))}
+        for scores, name in ((model_scores, "model"), (copy_scores, "copy_source"), (dict_scores, "word_dictionary")):
+            scores.update(kept[name], copy_rate_probe=probed[name].rate)
         width = state["beam_width"]
         decoding = "greedy decoding" if width == 1 else f"beam search (width {width})"
         verdict = (f"With {decoding}, the model translates {model_scores['exact_match']:.1%} of the "
@@ -326,6 +373,14 @@ class TranslationTask(Task):
                    f"BLEU {model_scores['bleu']:.1f} and chrF {model_scores['chrf']:.1f}, against BLEU "
                    f"{copy_scores['bleu']:.1f} for copying the source and {dict_scores['bleu']:.1f} for a "
                    "word-by-word dictionary.")
+        if n_keep:
+            verdict += (f" Names and numbers: the output keeps {model_scores['copy_rate']:.1%} of the {n_keep} "
+                        f"numbers and unseen capitalised words that the references keep ({n_keep_sentences} "
+                        "test sentences).")
+        if probed["model"].items:
+            verdict += (f" On {len(probe_pairs)} test sentences with their names/numbers swapped for invented ones, "
+                        f"it keeps {probed['model'].rate:.1%} of {probed['model'].items} (numbers "
+                        f"{_pct(probed['model'].numbers)}, names {_pct(probed['model'].names)}).")
         order = np.argsort(-lengths, kind="stable")
         n_show = cfg["eval"]["examples"]
         picks = list(order[: n_show // 2]) + list(range(0, len(test), max(1, len(test) // max(1, n_show - n_show // 2))))
@@ -345,11 +400,18 @@ class TranslationTask(Task):
             tables.append((f"Test mistakes ({sum(h != c for h, c in zip(hyps, canonical))} in all; longest first)",
                            "| source | reference | model |\n|---|---|---|\n" +
                            "\n".join(f"| {_md(sources[i])} | {_md(refs[i])} | {_md(hyps[i])} |" for i in wrong)))
+        tables += example_tables(prepared.train, sources, refs, hyps, n_show)
+        if probe_pairs and n_show:
+            tables.append(("Names/numbers probe (invented names, random numbers)",
+                           "| source | model |\n|---|---|\n" + "\n".join(
+                               f"| {_md(s)} | {_md(h)} |" for s, h in list(zip(probe_src, probe_hyps))[:n_show])))
         return Evaluation(
             primary="exact_match", higher_is_better=True, model=model_scores,
             baselines={"copy_source": copy_scores, "word_dictionary": dict_scores}, verdict=verdict, tables=tables,
             details={"test_pairs": len(test), "decoding": decoding, "long_inputs_min_length": float(cut),
-                     "tokenization": state["tokenize"]},
+                     "tokenization": state["tokenize"], "names_numbers_to_keep": n_keep,
+                     "names_numbers_sentences": n_keep_sentences, "probe_sentences": len(probe_pairs),
+                     "probe_tokens_to_keep": probed["model"].items},
             artifacts={"translator": translator, "sources": sources, "lengths": lengths, "hyps": hyps})
 
     def plots(self, model, prepared: Prepared, evaluation: Evaluation, run) -> list:
@@ -370,6 +432,8 @@ class TranslationTask(Task):
     def serving(self, model, state: dict, cfg: dict):
         translator = make_translator(model, state)
         examples = state.get("examples") or ["twenty-one"]
+        if state["tokenize"] == "subword":  # the fresh-process check also sees a name, digits and unseen bytes
+            examples = list(examples) + ["Zoë paid 1,250 € for 3 tickets to Kyoto 🙂"]
         return translator, {"translate": {"text": np.array(examples)}}
 
     def predict(self, ctx, inputs: list, options: dict) -> None:
@@ -394,3 +458,7 @@ class TranslationTask(Task):
 
 def _md(text: str) -> str:
     return text.replace("|", "\\|")
+
+
+def _pct(value) -> str:
+    return "–" if value is None else f"{value:.1%}"

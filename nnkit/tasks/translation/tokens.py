@@ -8,7 +8,7 @@ from nnkit.builders.blocks import check_choice
 from nnkit.tasks.translation.decoding import END_ID, PAD_ID
 
 SPECIAL_TOKENS = ("[START]", "[END]")  # ids 2 and 3, after padding "" (0) and "[UNK]" (1)
-TOKENIZATIONS = ("char", "word")
+TOKENIZATIONS = ("char", "word")  # built in; "subword" is nnkit.datasets.subwords
 _SPACES = "[\\s\\x{00a0}\\x{202f}]+"  # RE2; CLDR and French typography use no-break spaces
 _PUNCT = "[.,!?;:¿¡\"«»()\\[\\]]"
 _CLOSE = " ([.,!?;:»)\\]])"
@@ -52,3 +52,19 @@ def until_end(ids):
     keep = tf.logical_and(tf.equal(tf.cumsum(tf.cast(tf.equal(ids, END_ID), tf.int32), axis=1), 0),
                           tf.not_equal(ids, PAD_ID))
     return tf.ragged.boolean_mask(ids, keep)
+
+
+def text_tokenizer(state: dict):
+    """The subword tokenizer of a run (a tf.Module), or None for the built-in word/char tokens."""
+    if state["tokenize"] != "subword":
+        return None
+    from nnkit.datasets.subwords import SubwordTokenizer, decode_model
+
+    return SubwordTokenizer(decode_model(state["subword_model"]), state["normalize"], state["lowercase"])
+
+
+def tokenize_texts(texts, state: dict, tokenizer=None):
+    """Strings -> ragged string tokens, the way the translator tokenizes them."""
+    if state["tokenize"] == "subword":
+        return (tokenizer or text_tokenizer(state)).tokenize(tf.constant(texts))
+    return tf_tokenize(tf.constant(texts), state["tokenize"], state["lowercase"], state["punctuation_spacing"])
