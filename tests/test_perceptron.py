@@ -69,6 +69,8 @@ def test_bad_tables(cli_run, tmp_path, make, words):
     assert not (tmp_path / "run").exists()
 
 
+# slow (17 s idle): the default run keeps image classification end to end in test_image_classification
+@pytest.mark.slow
 def test_mnist_tiny_end_to_end(cli_run, tmp_path):
     out = tmp_path / "run"
     cli_run("run", "mnist", "--out", out, "--quiet", "--set", "train.epochs=1", "--set", "model.filters=[4]",

@@ -209,6 +209,8 @@ TINY = ["--set", "data.size=300", "--set", "train.epochs=1", "--set", "model.uni
         "--set", "model.embed_dim=8", "--set", "eval.heatmaps=2", "--set", "eval.examples=4"]
 
 
+# slow (34 s idle): the default run keeps translation end to end through tests/test_subwords.py
+@pytest.mark.slow
 def test_translate_recipe_end_to_end(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
