@@ -269,9 +269,9 @@ class EmbeddingTask(Task):
         return train, None
 
     def custom_objects(self) -> dict:
-        from nnkit.layers.embedding import SparseEmbedding
+        from nnkit.layers.embedding import ContextScores, SparseEmbedding
 
-        return {"SparseEmbedding": SparseEmbedding}
+        return {"SparseEmbedding": SparseEmbedding, "ContextScores": ContextScores}
 
     # -- evaluation ---------------------------------------------------------------------------
     @staticmethod
