@@ -481,6 +481,9 @@ def fit(task, cfg: dict, prepared, run: Run, extra_callbacks: list | None = None
         _replay_epochs(train_ds, RunCheckpoint.read(run.checkpoint_dir / "backup"))
     engine = _engine_for(strategy)
     engine(model, train_ds, val_ds, train_cfg, callbacks)
+    finished = task.finish_model(model, prepared, cfg)
+    if finished:
+        run.update_meta(finished=finished)
     save_model(model, run.model_file)  # the restored best weights, whatever the last epoch was
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         # evaluate/export on this worker alone: a plain copy, not collective variables

@@ -236,7 +236,39 @@ def test_run_on_sessions_without_categories_scores_next_items(tmp_path):
     used = metrics["details"]["settings"]  # 'auto' became the user-session defaults
     assert {k: used[k] for k in resolved.task.session_settings} == resolved.task.session_settings
     assert "next-item retrieval" in run.report_file.read_text()
-    assert "selection" not in json.loads(run.meta_file.read_text())
+    meta = json.loads(run.meta_file.read_text())
+    assert "selection" not in meta
+    finished = meta["finished"]  # model.postprocess = auto: the best of the three on validation ends
+    assert set(finished["scores"]) == {"none", "center", "all_but_the_top"}
+    assert finished["scores"][finished["chosen"]] == max(finished["scores"].values())
+    assert "Post-processing of the item vectors" in run.report_file.read_text()
+    if finished["chosen"] != "none":  # the saved model serves the post-processed vectors
+        import keras
+
+        vectors = keras.saving.load_model(run.model_file).get_layer("item2vec_target").get_weights()[0]
+        np.testing.assert_allclose(vectors.mean(axis=0), 0.0, atol=1e-5)
+
+
+def test_postprocess_centres_removes_the_top_direction_and_choose_prefers_simpler_ties():
+    from nnkit.tasks.embedding import postprocess as P
+
+    rng = np.random.default_rng(0)
+    common = rng.normal(size=8)  # a direction every vector shares, scaled by "popularity"
+    vectors = rng.normal(size=(50, 8)) + 5.0 + np.outer(rng.uniform(1, 4, 50), common)
+    assert P.apply(vectors, "none").dtype == np.float32
+    np.testing.assert_allclose(P.apply(vectors, "none"), vectors, rtol=1e-6)
+    centred = P.apply(vectors, "center")
+    np.testing.assert_allclose(centred.mean(axis=0), 0.0, atol=1e-5)
+    top = np.linalg.svd(vectors - vectors.mean(axis=0), full_matrices=False)[2][0]
+    cleaned = P.apply(vectors, "all_but_the_top")
+    np.testing.assert_allclose(cleaned @ top, 0.0, atol=1e-4)
+    np.testing.assert_allclose(cleaned.mean(axis=0), 0.0, atol=1e-5)
+    with pytest.raises(ValueError, match="postprocess must be one of"):
+        P.apply(vectors, "whiten")
+    chosen, scores = P.choose(vectors, lambda v: 1.0)
+    assert chosen == "none" and set(scores) == set(P.CHOICES)  # all tie: the simplest
+    chosen, _ = P.choose(vectors, lambda v: -float(np.abs(v @ top).mean()))
+    assert chosen == "all_but_the_top"
 
 
 def test_sessions_too_short_to_evaluate_fail_clearly(tmp_path, cli_run):

@@ -39,6 +39,7 @@ from nnkit.tasks.base import Evaluation, Option, Prepared, Task
 from nnkit.tasks.embedding.baselines import category_matrix, category_metrics, nearest, normalize, ppmi_svd
 from nnkit.tasks.embedding.data import frequent, load_sessions, split_known_items
 from nnkit.tasks.embedding.next_item import hold_out_session_ends, next_item_baselines, ranked, vector_scorer
+from nnkit.tasks.embedding import postprocess
 
 
 class EmbeddingTask(Task):
@@ -80,6 +81,10 @@ class EmbeddingTask(Task):
             "shrink_window": Field("auto", "draw each centre's window in 1..window (word2vec; nearer items "
                                            "weigh more); false: every item within the window; 'auto': see "
                                            "model.context", type=(bool, str)),
+            "postprocess": Field("auto", "after training: 'center' the item vectors, or remove the mean and "
+                                         "top principal component ('all_but_the_top'); 'auto': whichever of "
+                                         "these and 'none' scores best on validation",
+                                 choices=("auto", *postprocess.CHOICES)),
             "category_weight": Field(0.0, "> 0: the embedding also predicts the item's category "
                                           "(loss weight), where categories are known", min=0.0),
         },
@@ -201,7 +206,13 @@ class EmbeddingTask(Task):
 
     def validation_score(self, model, prepared: Prepared, cfg: dict) -> float:
         """Scored on the validation part only (items or session ends); the test part is not read."""
-        vectors, k = self.vectors(model), cfg["eval"]["k"]
+        return self._validation_score_of(self.vectors(model), prepared, cfg)
+
+    def _has_validation(self, prepared: Prepared, cfg: dict) -> bool:
+        return self._scores_categories(prepared, prepared.val, cfg) or prepared.extra["val_ends"].size > 0
+
+    def _validation_score_of(self, vectors: np.ndarray, prepared: Prepared, cfg: dict) -> float:
+        k = cfg["eval"]["k"]
         if self._scores_categories(prepared, prepared.val, cfg):
             queries = self._queries(prepared, prepared.val, cfg)
             return category_metrics(vectors, prepared.extra["categories_without_test"], queries, k=k,
@@ -268,6 +279,23 @@ class EmbeddingTask(Task):
                                  context=m["context"])
         return train, None
 
+    def finish_model(self, model, prepared: Prepared, cfg: dict) -> dict:
+        """``model.postprocess`` applied to the item vectors ('auto': the best on validation)."""
+        how, scores = cfg["model"]["postprocess"], None
+        raw = self.vectors(model)
+        if how == "auto":
+            if not self._has_validation(prepared, cfg):
+                return {}
+            how, scores = postprocess.choose(raw, lambda v: self._validation_score_of(v, prepared, cfg))
+        if how != "none":
+            self._target_layer(model).set_weights([postprocess.apply(raw, how)])
+        text = (f"Item vectors post-processed with `{how}` after training "
+                f"({'chosen on ' + self.validation_metric(cfg, prepared) if scores else 'model.postprocess'}; "
+                "the test part was not used). `center` subtracts the mean vector; `all_but_the_top` also "
+                "removes the top principal component (Mu & Viswanath 2018).")
+        return {"title": "Post-processing of the item vectors", "text": text, "setting": "model.postprocess",
+                "chosen": how, "scores": scores}
+
     def custom_objects(self) -> dict:
         from nnkit.layers.embedding import ContextScores, SparseEmbedding
 
@@ -275,9 +303,12 @@ class EmbeddingTask(Task):
 
     # -- evaluation ---------------------------------------------------------------------------
     @staticmethod
-    def vectors(model) -> np.ndarray:
-        layer = next(layer for layer in model.layers if layer.name.endswith("_target"))
-        return np.asarray(layer.get_weights()[0])
+    def _target_layer(model):
+        return next(layer for layer in model.layers if layer.name.endswith("_target"))
+
+    @classmethod
+    def vectors(cls, model) -> np.ndarray:
+        return np.asarray(cls._target_layer(model).get_weights()[0])
 
     def evaluate(self, model, prepared: Prepared, cfg: dict) -> Evaluation:
         """Test part only: held-out items' categories (when known) and held-out session ends."""
