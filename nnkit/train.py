@@ -446,7 +446,8 @@ def callbacks_for(run: Run, train_cfg: dict, has_validation: bool, monitor: str 
                                                    patience=train_cfg["patience"],
                                                    restore_best_weights=True))
     callbacks.append(AtomicBestModel(run.model_file, monitor=monitor))
-    callbacks.insert(0, StopOnDivergence(train_cfg))  # first: a NaN epoch is never checkpointed
+    if train_cfg.get("stop_on_divergence", True):
+        callbacks.insert(0, StopOnDivergence(train_cfg))  # first: a NaN epoch is never checkpointed
     stateful = [c for c in callbacks if hasattr(c, "checkpoint_state")
                 or isinstance(c, keras.callbacks.SwapEMAWeights)]
     callbacks.append(RunCheckpoint(run.checkpoint_dir / "backup", stateful,  # fit() keeps it last

@@ -279,20 +279,27 @@ class EmbeddingTask(Task):
                                  context=m["context"])
         return train, None
 
-    def finish_model(self, model, prepared: Prepared, cfg: dict) -> dict:
-        """``model.postprocess`` applied to the item vectors ('auto': the best on validation)."""
+    def _postprocessed(self, vectors: np.ndarray, prepared: Prepared, cfg: dict):
+        """``(vectors, how, validation scores or None)`` under ``model.postprocess``."""
         how, scores = cfg["model"]["postprocess"], None
-        raw = self.vectors(model)
         if how == "auto":
             if not self._has_validation(prepared, cfg):
-                return {}
-            how, scores = postprocess.choose(raw, lambda v: self._validation_score_of(v, prepared, cfg))
+                return vectors, "none", None
+            how, scores = postprocess.choose(vectors, lambda v: self._validation_score_of(v, prepared, cfg))
+        return postprocess.apply(vectors, how), how, scores
+
+    def finish_model(self, model, prepared: Prepared, cfg: dict) -> dict:
+        """``model.postprocess`` applied to the item vectors ('auto': the best on validation)."""
+        if cfg["model"]["postprocess"] == "auto" and not self._has_validation(prepared, cfg):
+            return {}
+        vectors, how, scores = self._postprocessed(self.vectors(model), prepared, cfg)
         if how != "none":
-            self._target_layer(model).set_weights([postprocess.apply(raw, how)])
+            self._target_layer(model).set_weights([vectors])
         text = (f"Item vectors post-processed with `{how}` after training "
                 f"({'chosen on ' + self.validation_metric(cfg, prepared) if scores else 'model.postprocess'}; "
                 "the test part was not used). `center` subtracts the mean vector; `all_but_the_top` also "
-                "removes the top principal component (Mu & Viswanath 2018).")
+                "removes the top principal component (Mu & Viswanath 2018). The PPMI-SVD baseline's vectors "
+                "get the same treatment, chosen on the same validation part.")
         return {"title": "Post-processing of the item vectors", "text": text, "setting": "model.postprocess",
                 "chosen": how, "scores": scores}
 
@@ -319,6 +326,7 @@ class EmbeddingTask(Task):
         t0 = time.perf_counter()
         svd_vectors = ppmi_svd(data.tokens, data.offsets, data.vocab_size, m["dim"], m["window"], seed=seed,
                                context=m["context"])
+        svd_vectors, svd_post, _ = self._postprocessed(svd_vectors, prepared, cfg)  # as the model's vectors were
         timings["ppmi_svd_fit"] = time.perf_counter() - t0
         random_vectors = np.random.default_rng([seed, 3]).normal(size=vectors.shape).astype(np.float32)
         model_metrics, baselines = {}, {}
@@ -327,6 +335,7 @@ class EmbeddingTask(Task):
             model_metrics.update(ranked(vector_scorer(vectors), ends, data.vocab_size, k))
             baselines = next_item_baselines(data, ends, k, seed, ppmi_vectors=svd_vectors)
         details = {"items": data.vocab_size, "held-out session ends scored": ends.size,
+                   "ppmi_svd post-processing": svd_post,
                    "settings": {key: m[key] for key in ("context", "window", "shrink_window", "noise_power",
                                                         "subsample")}}
         queries = self._queries(prepared, prepared.test, cfg)
