@@ -131,15 +131,24 @@ class Bench:
 # -- the methods ----------------------------------------------------------------------------------
 
 def nnkit_settings(preset: str) -> dict:
+    """The recipe's model and training settings: the shop's, or with its [with_data] table (users' sessions).
+
+    A window left at "auto" takes the first candidate (what a run with ``eval.select_budget = 0`` uses).
+    """
+    from nnkit.registry import load_recipe
     from nnkit.tasks.embedding.task import EmbeddingTask
 
-    if preset == "shop":
-        from nnkit.registry import load_recipe
-
-        recipe = load_recipe("products").config
-        return {**recipe["model"], **{k: recipe["train"][k] for k in ("epochs", "batch_size", "learning_rate",
-                                                                     "schedule")}}
-    return dict(EmbeddingTask.user_session_settings)
+    recipe = load_recipe("products")
+    sections = {s: dict(recipe.config.get(s, {})) for s in ("model", "train")}
+    if preset == "user":
+        for section, values in recipe.with_data.items():
+            sections.setdefault(section, {}).update(values)
+    schema = EmbeddingTask.schema["model"]
+    model = {k: sections["model"].get(k, schema[k].default) for k in
+             ("context", "window", "shrink_window", "negatives", "noise_power", "subsample")}
+    if model["window"] == "auto":
+        model["window"] = EmbeddingTask.window_candidates[0]
+    return {**model, **{k: sections["train"][k] for k in ("epochs", "batch_size", "learning_rate", "schedule")}}
 
 
 def train_nnkit(data, settings: dict, dim: int, seed: int = 0):

@@ -14,10 +14,11 @@ ends (hit rate@k, MRR@k), the primary score when no categories are given.
 Baselines on the same parts: random vectors, truncated SVD of the PPMI
 co-occurrence matrix, popularity and same-session co-occurrence.
 
-Settings: ``model.context``/``window``/``shrink_window`` default to 'auto':
-the generated shop's values for the bundled data; for ``--data`` the user
-sessions' values, the window chosen among ``session_candidates`` on the
-validation part (``nnkit.select``).
+Settings: the recipe's values suit the generated shop; its ``[with_data]``
+table sets the user sessions' (every context in the window, and
+``model.window = "auto"``: chosen among ``window_candidates`` on the
+validation part, ``nnkit.select``). After training ``model.postprocess``
+("auto") keeps the best of none/center/all-but-the-top on validation.
 
 Serving: the SavedModel maps item ids (strings) to vectors (``embed``) and to
 the top-k similar item ids with cosine scores (``similar``), lookup table and
@@ -67,20 +68,19 @@ class EmbeddingTask(Task):
         },
         "model": {
             **declared(ITEM2VEC_OPTIONS),
-            "window": Field("auto", "context window: items on each side within a session (context = "
-                                    "'session': 2 x window items drawn from the whole session); 'auto': see "
-                                    "model.context", type=(int, str)),
-            "context": Field("auto", "'window': an item's neighbours in its session; 'session': items drawn "
-                                     "from anywhere in its session (order ignored); 'auto': the generated "
-                                     "shop's setting for the bundled data, the validation's choice for --data",
-                             choices=("auto", "window", "session")),
+            "window": Field(3, "context window: items on each side within a session (context = 'session': "
+                               "2 x window items drawn from the whole session); 'auto': chosen on validation "
+                               "among EmbeddingTask.window_candidates (the recipe's [with_data] for --data)",
+                            type=(int, str)),
+            "context": Field("window", "'window': an item's neighbours in its session; 'session': items drawn "
+                                       "from anywhere in its session (order ignored)",
+                             choices=("window", "session")),
             "negatives": Field(5, "negative samples per positive pair", min=1),
             "noise_power": Field(0.75, "negatives from the unigram distribution raised to this power "
                                        "(negative: rare items are drawn more often)", min=-1.0, max=1.0),
             "subsample": Field(1e-3, "word2vec frequent-item subsampling threshold (0 = off)", min=0.0),
-            "shrink_window": Field("auto", "draw each centre's window in 1..window (word2vec; nearer items "
-                                           "weigh more); false: every item within the window; 'auto': see "
-                                           "model.context", type=(bool, str)),
+            "shrink_window": Field(True, "draw each centre's window in 1..window (word2vec; nearer items "
+                                         "weigh more); false: every item within the window"),
             "postprocess": Field("auto", "after training: 'center' the item vectors, or remove the mean and "
                                          "top principal component ('all_but_the_top'); 'auto': whichever of "
                                          "these and 'none' scores best on validation",
@@ -98,8 +98,8 @@ class EmbeddingTask(Task):
             "heldout_sessions": Field(0.2, "share of sessions whose last items are held out before training "
                                            "(half validation, half test): next-item retrieval", min=0.0, max=0.9),
             "heldout_items": Field(1, "items held out at the end of each such session", min=1),
-            "select_budget": Field(0.5, "--data runs: each candidate setting trains for this share of "
-                                        "train.epochs and is scored on validation (0: no choice)",
+            "select_budget": Field(0.5, "model.window = 'auto': each candidate window trains for this share "
+                                        "of train.epochs and is scored on validation (0: the first candidate)",
                                    min=0.0, max=1.0),
             "sample": Field(5000, "at most this many held-out items are evaluated", min=10),
             "probe_folds": Field(3, "linear-probe cross-validation folds (0 = no probe)", min=0),
@@ -114,20 +114,10 @@ class EmbeddingTask(Task):
                       "steps_per_execution": 8}
     predict_options = (Option("similar", str, "Item id to find neighbours of (embeddings)."),
                        Option("k", int, "How many neighbours.", min=1, flag="-k"))
-    # model settings left at 'auto': the generated shop's value, or the user sessions' first choice.
-    # bench/products_real.py (MovieLens, Online Retail): 5 neighbours each side beat 3 and 10 on
-    # MovieLens's validation films, and so did every context within them over word2vec's shrunk
-    # windows (as PPMI counts them); whole-session contexts (order ignored) lost on both data sets
-    shop_settings = {"context": "window", "window": 3, "shrink_window": True}
-    session_settings = {"context": "window", "window": 5, "shrink_window": False}
-    # --data runs choose among these on validation (keys the user set are left alone)
-    session_candidates = [{"model.context": "window", "model.window": 5},
-                          {"model.context": "window", "model.window": 3},
-                          {"model.context": "window", "model.window": 10}]
-    # the bench's starting point for user sessions: the settings above plus the training defaults
-    user_session_settings = {**session_settings, "negatives": 5, "noise_power": 0.75, "subsample": 1e-3,
-                             "epochs": 12, "batch_size": 1024, "learning_rate": 0.5,
-                             "schedule": "cosine"}
+    # model.window = "auto" (recipes/products.toml [with_data]: users' sessions) tries these on
+    # validation, the first one first. bench/products_real.py (MovieLens, Online Retail): 5 neighbours
+    # each side beat 3 and 10 on MovieLens's validation films; the window that wins depends on the data
+    window_candidates = (5, 3, 10)
 
     # -- data and model ---------------------------------------------------------------------
     def load(self, cfg: dict) -> Prepared:
@@ -159,9 +149,9 @@ class EmbeddingTask(Task):
         without_test[test_rows] = -1  # validation neighbours vote without the test items' categories
         return Prepared(train=data, val=val_rows, test=test_rows, state=state, summary=summary,
                         fingerprint=fingerprint(full.tokens, full.offsets, full.item_ids.astype("U")),
-                        extra={"train_categories": train_categories, "labels": labels, "user_data": bool(
-                            cfg["data"]["path"]), "val_ends": val_ends.scorable(), "test_ends": test_ends.scorable(),
-                            "categories_without_test": without_test})
+                        extra={"train_categories": train_categories, "labels": labels,
+                               "val_ends": val_ends.scorable(), "test_ends": test_ends.scorable(),
+                               "categories_without_test": without_test})
 
     @staticmethod
     def nothing_to_evaluate(e: dict) -> str:
@@ -169,32 +159,23 @@ class EmbeddingTask(Task):
                 f"out from sessions of {e['heldout_items'] + 2} items or more, share eval.heldout_sessions): "
                 "nothing to evaluate on; give data.items with categories, or more and longer sessions")
 
-    # -- settings: 'auto' by data source, and the validation's choice ---------------------------
+    # -- settings: a window 'auto' is chosen on validation --------------------------------------
     def check_settings(self, cfg: dict) -> None:
-        window, shrink = cfg["model"]["window"], cfg["model"]["shrink_window"]
+        window = cfg["model"]["window"]
         if isinstance(window, str) and window != "auto" or isinstance(window, int) and window < 1:
             raise NnkitError(f"config key 'model.window': received {window!r}; expected an integer >= 1 "
                              "or 'auto'")
-        if isinstance(shrink, str) and shrink != "auto":
-            raise NnkitError(f"config key 'model.shrink_window': received {shrink!r}; expected true, false "
-                             "or 'auto'")
 
     def settings(self, cfg: dict, prepared: Prepared) -> dict:
-        """The model section with every 'auto' replaced by the shop's or the user sessions' value."""
-        preset = self.session_settings if prepared.extra.get("user_data") else self.shop_settings
-        return {k: (preset[k] if v == "auto" and k in preset else v) for k, v in cfg["model"].items()}
+        """The model section, a window still 'auto' (no choice made) replaced by the first candidate."""
+        window = cfg["model"]["window"]
+        return {**cfg["model"], "window": self.window_candidates[0] if window == "auto" else window}
 
     def candidate_settings(self, cfg: dict, prepared: Prepared) -> list[dict]:
-        """--data runs: the settings to try on validation (only keys left at 'auto')."""
-        if not prepared.extra.get("user_data") or cfg["eval"]["select_budget"] <= 0:
+        """model.window = 'auto': the windows to try on validation (none when the budget is 0)."""
+        if cfg["model"]["window"] != "auto" or cfg["eval"]["select_budget"] <= 0:
             return []
-        free = {k for k, v in cfg["model"].items() if v == "auto"}
-        out = []
-        for candidate in self.session_candidates:
-            kept = {k: v for k, v in candidate.items() if k.split(".")[1] in free}
-            if kept and kept not in out:
-                out.append(kept)
-        return out
+        return [{"model.window": w} for w in self.window_candidates]
 
     def selection_budget(self, cfg: dict) -> dict:
         return {"epochs": max(1, round(cfg["train"]["epochs"] * cfg["eval"]["select_budget"]))}
