@@ -95,11 +95,30 @@ def make_translator(model, state: dict, beam_width: int | None = None):
     from nnkit.tasks.translation.tokens import text_tokenizer
 
     return Seq2SeqTranslator(model, state["source_vocab"], state["target_vocab"], tokenize=state["tokenize"],
-                             tokenizer=text_tokenizer(state),
+                             tokenizer=text_tokenizer(state), placeholders=placeholders_of(state),
                              lowercase=state["lowercase"], punctuation_spacing=state["punctuation_spacing"],
                              max_source_len=state["max_source_len"], max_decode_len=state["max_decode_len"],
                              beam_width=state["beam_width"] if beam_width is None else beam_width,
                              length_penalty=state["length_penalty"])
+
+
+def placeholders_of(state: dict):
+    """The run's name/number placeholders (a tf.Module), or None when it has none."""
+    if state.get("translate_words") is None:
+        return None
+    from nnkit.tasks.translation.placeholders import Placeholders
+
+    return Placeholders(state["translate_words"])
+
+
+def masked_sources(texts: list[str], state: dict) -> list[str]:
+    """Sources as the model reads them: names/numbers as placeholders when the run has them."""
+    placeholders = placeholders_of(state)
+    if placeholders is None or not texts:
+        return list(texts)
+    import tensorflow as tf
+
+    return [t.decode("utf-8") for t in placeholders.mask(tf.constant(texts))[0].numpy()]
 
 
 def translate_all(translator, sources: list[str], batch_size: int = 256, beam_width: int | None = None):
@@ -111,7 +130,7 @@ def translate_all(translator, sources: list[str], batch_size: int = 256, beam_wi
         if beam_width is None:
             result = translator.translate(text)["translation"]
         else:
-            result = translator.ids_to_text(translator.decode_ids(translator.source_ids(text), beam_width))
+            result = translator.translate_text(text, beam_width)
         out += [t.decode("utf-8") for t in result.numpy()]
     return out
 
@@ -144,6 +163,9 @@ class TranslationTask(Task):
             "tokenize": Field("auto", "tokens: subword (SentencePiece), word, char, or auto (subword for --data; "
                                       "bundled corpus: char for de/it/ja number words, else word)",
                               choices=("auto", "subword", "word", "char")),
+            "placeholders": Field(True, "subword tokens: numbers and the capitalised words a translator keeps "
+                                        "(unseen in training, or copied there) become placeholders ⦅0⦆, ⦅1⦆... "
+                                        "in the source, restored from it in the output (in the SavedModel too)"),
             "copy_augment": Field(1, "subword tokens: per training pair with a name or number on both sides, add "
                                      "this many copies with them replaced by invented names / random numbers, so "
                                      "the model learns to copy them (0 = off)", min=0),
@@ -202,11 +224,21 @@ class TranslationTask(Task):
         except ValueError as exc:
             raise DataError(f"{source_name}: {exc}") from None
         state = {"tokenize": mode, "lowercase": lower, "punctuation_spacing": punct, "normalize": data["normalize"]}
+        if mode == "subword" and data["placeholders"]:  # names/numbers -> ⦅k⦆ (the test part stays raw text)
+            from nnkit.tasks.translation.placeholders import mask_pairs, words_to_translate
+
+            state["translate_words"] = words_to_translate(train)
+            placeholders = placeholders_of(state)
+            train, val = mask_pairs(placeholders, train), mask_pairs(placeholders, val)
+            info["placeholder share of training sources"] = round(
+                sum("⦅" in s for s, _ in train) / max(1, len(train)), 3)
         if mode == "subword":  # one joint vocabulary, learned on the training part only
             from nnkit.datasets.subwords import encode_model, learn_subwords
+            from nnkit.tasks.translation.placeholders import SYMBOLS
 
-            state["subword_model"] = encode_model(learn_subwords([s for s, _ in train] + [t for _, t in train],
-                                                                 data["subword_vocab"]))
+            state["subword_model"] = encode_model(learn_subwords(
+                [s for s, _ in train] + [t for _, t in train], data["subword_vocab"],
+                symbols=SYMBOLS if "translate_words" in state else ()))
         tokenizer = text_tokenizer(state)
 
         def tokens(texts):
@@ -226,7 +258,7 @@ class TranslationTask(Task):
                 raise DataError(f"{source_name}: no pairs left in the training or test part with at most "
                                 f"{data['max_length']} tokens a side; raise data.max_length")
         copy_pairs = []
-        if mode == "subword" and data["copy_augment"]:  # teach copying: pieces spell any name or number
+        if mode == "subword" and data["copy_augment"] and "translate_words" not in state:  # teach copying: pieces spell any name or number
             from nnkit.datasets.names_numbers import substitute, target_words
 
             known = target_words(t for _, t in train)
@@ -256,7 +288,7 @@ class TranslationTask(Task):
                    "test": len(test), "tokenization": mode, "source vocabulary": len(source_vocab) + 2,
                    "target vocabulary": len(target_vocab) + 2, "longest source (tokens)": max_src - 1,
                    "longest target (tokens)": max_tgt - 1, **info,
-                   **unknown_rates(tokens([s for s, _ in test]), source_vocab, mode)}
+                   **unknown_rates(tokens(masked_sources([s for s, _ in test], state)), source_vocab, mode)}
         return Prepared(train=train, val=val, test=test, state=state, summary=summary, extra={"copy_pairs": copy_pairs},
                         fingerprint=fingerprint(source_name, mode, *[f"{s}\t{t}" for s, t in pairs[:50000]]))
 
@@ -432,8 +464,8 @@ class TranslationTask(Task):
     def serving(self, model, state: dict, cfg: dict):
         translator = make_translator(model, state)
         examples = state.get("examples") or ["twenty-one"]
-        if state["tokenize"] == "subword":  # the fresh-process check also sees a name, digits and unseen bytes
-            examples = list(examples) + ["Zoë paid 1,250 € for 3 tickets to Kyoto 🙂"]
+        if state["tokenize"] == "subword":  # the fresh-process check also sees names, digits and unseen bytes
+            examples = list(examples) + ["Zoë paid 1,250 € for 3 tickets to Kyoto 🙂", "Maria bought 25 apples."]
         return translator, {"translate": {"text": np.array(examples)}}
 
     def predict(self, ctx, inputs: list, options: dict) -> None:
