@@ -180,6 +180,11 @@ class TranslationTask(Task):
         "model": {
             **declared(SEQ2SEQ_OPTIONS),
         },
+        "train": {
+            "label_smoothing": Field(0.0, "spread this share of each target token's probability over the whole "
+                                          "vocabulary in the loss (0 = off; 0.1 is usual for translation)",
+                                     min=0.0, max=0.5, type=float),
+        },
         "eval": {
             "beam_width": Field(1, "decoding beam width (1 = greedy); also the SavedModel's", min=1),
             "length_penalty": Field(0.6, "beam search: GNMT length-penalty exponent", min=0.0),
@@ -310,7 +315,8 @@ class TranslationTask(Task):
         t_out = tf.concat([tgt, tf.fill([n, 1], END_ID)], axis=1).to_tensor(0).numpy()
         return src_ids, t_in, t_out
 
-    def _dataset(self, pairs, state, batch_size, shuffle, seed):
+    def _dataset(self, pairs, state, batch_size, shuffle, seed, one_hot: bool = False):
+        """Batches ((source, target_in), target_out, mask); targets one-hot for label smoothing."""
         import tensorflow as tf
 
         src, t_in, t_out = self._arrays(pairs, state)
@@ -322,15 +328,18 @@ class TranslationTask(Task):
             s_len = tf.reduce_max(tf.reduce_sum(tf.cast(s != 0, tf.int32), axis=1))
             t_len = tf.reduce_max(tf.reduce_sum(tf.cast(to != 0, tf.int32), axis=1))
             to = to[:, :t_len]
-            return (s[:, :s_len], ti[:, :t_len]), to, tf.cast(to != 0, tf.float32)
+            mask = tf.cast(to != 0, tf.float32)
+            if one_hot:  # the Keras loss that smooths labels takes one-hot targets
+                to = tf.one_hot(to, len(state["target_vocab"]) + 2)
+            return (s[:, :s_len], ti[:, :t_len]), to, mask
 
         return ds.batch(batch_size).map(trim).prefetch(tf.data.AUTOTUNE)
 
     def datasets(self, cfg: dict, prepared: Prepared, batch_size: int):
-        seed = cfg["train"]["seed"]
+        seed, smooth = cfg["train"]["seed"], cfg["train"]["label_smoothing"] > 0
         train = self._dataset(prepared.train + prepared.extra.get("copy_pairs", []), prepared.state, batch_size,
-                              True, seed)
-        val = self._dataset(prepared.val, prepared.state, batch_size, False, seed) if prepared.val else None
+                              True, seed, smooth)
+        val = self._dataset(prepared.val, prepared.state, batch_size, False, seed, smooth) if prepared.val else None
         return train, val
 
     # -- model --------------------------------------------------------------------------
@@ -345,6 +354,10 @@ class TranslationTask(Task):
     def compile_kwargs(self, cfg: dict, prepared: Prepared) -> dict:
         import keras
 
+        smoothing = cfg["train"]["label_smoothing"]
+        if smoothing > 0:
+            return {"loss": keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=smoothing),
+                    "weighted_metrics": [keras.metrics.CategoricalAccuracy(name="token_accuracy")]}
         return {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                 "weighted_metrics": [keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")]}
 
