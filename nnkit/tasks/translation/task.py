@@ -229,20 +229,21 @@ class TranslationTask(Task):
         except ValueError as exc:
             raise DataError(f"{source_name}: {exc}") from None
         state = {"tokenize": mode, "lowercase": lower, "punctuation_spacing": punct, "normalize": data["normalize"]}
-        if mode == "subword" and data["placeholders"]:  # names/numbers -> ⦅k⦆ (the test part stays raw text)
+        model_train, model_val = train, val  # the pairs as the model reads them; train/val/test stay text
+        if mode == "subword" and data["placeholders"]:  # names/numbers -> ⦅k⦆ (test sources: in the graph)
             from nnkit.tasks.translation.placeholders import mask_pairs, words_to_translate
 
             state["translate_words"] = words_to_translate(train)
             placeholders = placeholders_of(state)
-            train, val = mask_pairs(placeholders, train), mask_pairs(placeholders, val)
+            model_train, model_val = mask_pairs(placeholders, train), mask_pairs(placeholders, val)
             info["placeholder share of training sources"] = round(
-                sum("⦅" in s for s, _ in train) / max(1, len(train)), 3)
+                sum("⦅" in s for s, _ in model_train) / max(1, len(model_train)), 3)
         if mode == "subword":  # one joint vocabulary, learned on the training part only
             from nnkit.datasets.subwords import encode_model, learn_subwords
             from nnkit.tasks.translation.placeholders import SYMBOLS
 
             state["subword_model"] = encode_model(learn_subwords(
-                [s for s, _ in train] + [t for _, t in train], data["subword_vocab"],
+                [s for s, _ in model_train] + [t for _, t in model_train], data["subword_vocab"],
                 symbols=SYMBOLS if "translate_words" in state else ()))
         tokenizer = text_tokenizer(state)
 
@@ -252,25 +253,27 @@ class TranslationTask(Task):
             return [[t.decode("utf-8") for t in row] for row in tokenize_texts(texts, state, tokenizer).to_list()]
 
         if data["max_length"]:
-            def short(part):
-                lengths = zip(tokens([s for s, _ in part]), tokens([t for _, t in part]))
-                return [p for p, (a, b) in zip(part, lengths) if max(len(a), len(b)) <= data["max_length"]]
+            def short(part, view):  # measured on the model's view, applied to both
+                lengths = zip(tokens([s for s, _ in view]), tokens([t for _, t in view]))
+                keep = [max(len(a), len(b)) <= data["max_length"] for a, b in lengths]
+                return [p for p, k in zip(part, keep) if k], [p for p, k in zip(view, keep) if k]
 
             before = len(train) + len(val) + len(test)
-            train, val, test = short(train), short(val), short(test)
+            (train, model_train), (val, model_val) = short(train, model_train), short(val, model_val)
+            test = short(test, test)[0]
             info["dropped_by_length"] = before - len(train) - len(val) - len(test)
             if not train or not test:
                 raise DataError(f"{source_name}: no pairs left in the training or test part with at most "
                                 f"{data['max_length']} tokens a side; raise data.max_length")
         copy_pairs = []
-        if mode == "subword" and data["copy_augment"] and "translate_words" not in state:  # teach copying: pieces spell any name or number
+        if mode == "subword" and data["copy_augment"] and "translate_words" not in state:  # teach copying
             from nnkit.datasets.names_numbers import substitute, target_words
 
             known = target_words(t for _, t in train)
             for k in range(data["copy_augment"]):
                 copy_pairs += substitute(train, seed * 1000 + k, avoid=known)
             info["copy-augmentation pairs (training)"] = len(copy_pairs)
-        tr_src, tr_tgt = tokens([s for s, _ in train]), tokens([t for _, t in train])
+        tr_src, tr_tgt = tokens([s for s, _ in model_train]), tokens([t for _, t in model_train])
         if mode == "subword":
             from nnkit.datasets.subwords import decode_model, pieces
             from nnkit.tasks.translation.tokens import SPECIAL_TOKENS
@@ -294,7 +297,8 @@ class TranslationTask(Task):
                    "target vocabulary": len(target_vocab) + 2, "longest source (tokens)": max_src - 1,
                    "longest target (tokens)": max_tgt - 1, **info,
                    **unknown_rates(tokens(masked_sources([s for s, _ in test], state)), source_vocab, mode)}
-        return Prepared(train=train, val=val, test=test, state=state, summary=summary, extra={"copy_pairs": copy_pairs},
+        extra = {"copy_pairs": copy_pairs, "model_train": model_train, "model_val": model_val}
+        return Prepared(train=train, val=val, test=test, state=state, summary=summary, extra=extra,
                         fingerprint=fingerprint(source_name, mode, *[f"{s}\t{t}" for s, t in pairs[:50000]]))
 
     # -- ids ----------------------------------------------------------------------------
@@ -337,9 +341,11 @@ class TranslationTask(Task):
 
     def datasets(self, cfg: dict, prepared: Prepared, batch_size: int):
         seed, smooth = cfg["train"]["seed"], cfg["train"]["label_smoothing"] > 0
-        train = self._dataset(prepared.train + prepared.extra.get("copy_pairs", []), prepared.state, batch_size,
-                              True, seed, smooth)
-        val = self._dataset(prepared.val, prepared.state, batch_size, False, seed, smooth) if prepared.val else None
+        extra = prepared.extra  # the model reads the pairs with placeholders when the run has them
+        train = self._dataset(extra.get("model_train", prepared.train) + extra.get("copy_pairs", []), prepared.state,
+                              batch_size, True, seed, smooth)
+        val = (self._dataset(extra.get("model_val", prepared.val), prepared.state, batch_size, False, seed, smooth)
+               if prepared.val else None)
         return train, val
 
     # -- model --------------------------------------------------------------------------
