@@ -112,7 +112,7 @@ def test_subword_run_exports_and_serves_what_the_model_says(tmp_path):
     assert 0.0 <= metrics["model"]["copy_rate_probe"] <= 1.0
     report = (out / "report.md").read_text()
     assert "unknown tokens in test sources" in report and "Names and numbers" in report
-    assert "placeholder share of training sources" in report  # names/numbers masked as ⦅k⦆
+    assert "placeholder share of training sources" in report and "| ⦅0⦆ " in report  # model input shown
 
     # the served graph (the SavedModel, through `nnkit predict`) equals the in-memory model on the same strings;
     # the exporter already reloaded it in a fresh process (with these kinds of strings: see serving())

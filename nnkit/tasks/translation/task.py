@@ -451,11 +451,12 @@ class TranslationTask(Task):
             tables.append((f"Test mistakes ({sum(h != c for h, c in zip(hyps, canonical))} in all; longest first)",
                            "| source | reference | model |\n|---|---|---|\n" +
                            "\n".join(f"| {_md(sources[i])} | {_md(refs[i])} | {_md(hyps[i])} |" for i in wrong)))
-        tables += example_tables(prepared.train, sources, refs, hyps, n_show)
+        tables += example_tables(prepared.train, sources, refs, hyps, n_show, masked_sources(sources, state))
         if probe_pairs and n_show:
-            tables.append(("Names/numbers probe (invented names, random numbers)",
-                           "| source | model |\n|---|---|\n" + "\n".join(
-                               f"| {_md(s)} | {_md(h)} |" for s, h in list(zip(probe_src, probe_hyps))[:n_show])))
+            probe_in = masked_sources(probe_src[:n_show], state)
+            tables.append(("Names/numbers probe (invented names, random numbers; model input: with placeholders)",
+                           "| source | model input | model |\n|---|---|---|\n" + "\n".join(
+                               f"| {_md(s)} | {_md(m)} | {_md(h)} |" for s, m, h in zip(probe_src, probe_in, probe_hyps))))
         return Evaluation(
             primary="exact_match", higher_is_better=True, model=model_scores,
             baselines={"copy_source": copy_scores, "word_dictionary": dict_scores}, verdict=verdict, tables=tables,
