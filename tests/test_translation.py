@@ -163,6 +163,10 @@ def test_transformer_step_gives_the_whole_models_logits(depth):
     for t in range(4):
         whole = model([source, tokens[:, :t + 1]], training=False)[:, -1, :].numpy()
         np.testing.assert_allclose(decoder.step(tf.constant(tokens), t, (), memory)[0].numpy(), whole, atol=1e-5)
+    # attention never reads the padding: more of it (a longer sentence in the batch) changes nothing
+    padded = np.concatenate([source, np.zeros((3, 5), "int32")], axis=1)
+    np.testing.assert_allclose(model([padded, tokens], training=False).numpy(),
+                               model([source, tokens], training=False).numpy(), atol=1e-5)
 
 
 def test_decoding_stops_at_end_token_and_max_length():

@@ -39,6 +39,8 @@ class Seq2SeqDecoder:
                 self.blocks.append({key: model.get_layer(f"{p}_{key}") for key in (
                     "self_attention", "add1", "norm1", "cross_attention", "add2", "norm2", "ff1", "ff2", "add3",
                     "norm3")})
+            # models built before the source padding mask existed attend to the padding: keep their logits
+            self.source_masked = f"{self.name}_source_mask" in names
             last = f"{self.name}_encoder{len(self.blocks)}_norm2"  # the builder's last encoder layer
             self.encoder = keras.Model(model.inputs[0], model.get_layer(last).output, name=f"{self.name}_encoder")
             self.logits = model.get_layer(f"{self.name}_logits")
@@ -89,9 +91,8 @@ class Seq2SeqDecoder:
         for block in self.blocks:
             a = block["self_attention"](y, y, use_causal_mask=True, training=False)
             y = block["norm1"](block["add1"]([y, a]))
-            # no source-padding mask: the built model has none on its cross-attention either (its encoder
-            # output carries no Keras mask), and the step must give the model's own logits
-            c = block["cross_attention"](y, memory["keys"], training=False)
+            c = block["cross_attention"](y, memory["keys"], training=False, value_mask=(
+                tf.not_equal(memory["source"], 0) if self.source_masked else None))
             y = block["norm2"](block["add2"]([y, c]))
             y = block["norm3"](block["add3"]([y, block["ff2"](block["ff1"](y))]))
         return self.logits(y[:, -1, :])
