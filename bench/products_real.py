@@ -131,15 +131,24 @@ class Bench:
 # -- the methods ----------------------------------------------------------------------------------
 
 def nnkit_settings(preset: str) -> dict:
+    """The recipe's model and training settings: the shop's, or with its [with_data] table (users' sessions).
+
+    A window left at "auto" takes the first candidate (what a run with ``eval.select_budget = 0`` uses).
+    """
+    from nnkit.registry import load_recipe
     from nnkit.tasks.embedding.task import EmbeddingTask
 
-    if preset == "shop":
-        from nnkit.registry import load_recipe
-
-        recipe = load_recipe("products").config
-        return {**recipe["model"], **{k: recipe["train"][k] for k in ("epochs", "batch_size", "learning_rate",
-                                                                     "schedule")}}
-    return dict(EmbeddingTask.user_session_settings)
+    recipe = load_recipe("products")
+    sections = {s: dict(recipe.config.get(s, {})) for s in ("model", "train")}
+    if preset == "user":
+        for section, values in recipe.with_data.items():
+            sections.setdefault(section, {}).update(values)
+    schema = EmbeddingTask.schema["model"]
+    model = {k: sections["model"].get(k, schema[k].default) for k in
+             ("context", "window", "shrink_window", "negatives", "noise_power", "subsample")}
+    if model["window"] == "auto":
+        model["window"] = EmbeddingTask.window_candidates[0]
+    return {**model, **{k: sections["train"][k] for k in ("epochs", "batch_size", "learning_rate", "schedule")}}
 
 
 def train_nnkit(data, settings: dict, dim: int, seed: int = 0):
@@ -222,6 +231,8 @@ def fmt(metrics: dict) -> str:
 
 
 def compare(args, benches):
+    from nnkit.tasks.embedding import postprocess
+
     settings = nnkit_settings(args.preset)
     print(f"nnkit settings ({args.preset}): {settings}")
     for bench in benches:
@@ -232,6 +243,10 @@ def compare(args, benches):
                                   ("PPMI-SVD", train_ppmi)):
                 vectors, seconds = trainer(bench.train, settings, args.dim, seed)
                 rows.append((name, seed, bench.score(vectors, "test"), seconds))
+                # every method gets the same post-processing choice nnkit makes (model.postprocess = auto)
+                how, _ = postprocess.choose(vectors, lambda v: bench.score(v, "validation")[bench.primary])
+                rows.append((f"{name} + {how} (validation's choice)", seed,
+                             bench.score(postprocess.apply(vectors, how), "test"), seconds))
                 if trainer is train_nnkit:  # the same model's target + context vectors (normalised, summed)
                     from nnkit.tasks.embedding.baselines import normalize
 
@@ -248,11 +263,15 @@ def compare(args, benches):
             if name != "random":
                 cells = " | ".join(["–"] * (len(keys) - len(metrics)) + [f"{v:.3f}" for v in metrics.values()])
                 print(f"| {name} (next item) | – | {cells} | – |")
-        mean = lambda n, key: np.mean([m[key] for r, _, m, _ in rows if r == n])  # noqa: E731
+        mean = lambda n, key: np.mean([m[key] for r, _, m, _ in rows if r.startswith(n)])  # noqa: E731
         wall = lambda n: np.mean([s for r, _, _, s in rows if r == n])  # noqa: E731
         p = bench.primary
-        print(f"\n{bench.name}: mean {p} over {args.seeds} seed(s): nnkit {mean('nnkit item2vec', p):.3f}, "
-              f"gensim {mean('gensim Word2Vec', p):.3f}, PPMI-SVD {mean('PPMI-SVD', p):.3f}; wall time nnkit "
+        for name in ("nnkit item2vec", "gensim Word2Vec", "PPMI-SVD"):
+            raw = np.mean([m[p] for r, _, m, _ in rows if r == name])
+            print(f"{name}: {p} as trained {raw:.3f}, post-processed {mean(name + ' +', p):.3f}")
+        print(f"\n{bench.name}: mean {p} over {args.seeds} seed(s), post-processed as nnkit does: nnkit "
+              f"{mean('nnkit item2vec +', p):.3f}, gensim {mean('gensim Word2Vec +', p):.3f}, PPMI-SVD "
+              f"{mean('PPMI-SVD +', p):.3f}; wall time nnkit "
               f"{wall('nnkit item2vec'):.1f}s / gensim {wall('gensim Word2Vec'):.1f}s = "
               f"{wall('nnkit item2vec') / wall('gensim Word2Vec'):.2f}x")
 

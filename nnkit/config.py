@@ -155,6 +155,8 @@ TRAIN_SCHEMA = {
                         "(for a step neuron: the averaged perceptron)"),
     "ema_momentum": Field(0.99, "weight-average momentum", min=0.0, max=1.0, type=float),
     "clipnorm": Field(0.0, "gradient clipping by norm (0 = off)", min=0.0, type=float),
+    "stop_on_divergence": Field(True, "stop the run with one line at the first epoch whose loss is NaN or "
+                                      "infinite (false: keep training, e.g. to show a divergence)"),
     "early_stopping": Field(True, "stop when validation stops improving, restore the best weights"),
     "patience": Field(5, "early-stopping patience in epochs", min=0),
     "seed": Field(0, "seed for splits, initialisation and shuffling", min=0, max=2**32 - 1),  # NumPy's range

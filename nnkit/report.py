@@ -150,6 +150,15 @@ def selection_section(selection: dict) -> list[str]:
     return lines + [""]
 
 
+def finished_section(finished: dict) -> list[str]:
+    """What ``Task.finish_model`` did after training (e.g. a post-processing chosen on validation)."""
+    lines = [f"## {finished['title']}", "", finished["text"], ""]
+    if finished.get("scores"):
+        lines += [f"| {finished['setting']} | validation |", "|---|---|"]
+        lines += [f"| {k} | {v:.4g} |" for k, v in finished["scores"].items()] + [""]
+    return lines
+
+
 def write_report(run: Run, document: dict, summary: dict | None = None) -> Path:
     meta = run.meta()
     cfg_text = run.config_file.read_text(encoding="utf-8")
@@ -176,6 +185,8 @@ def write_report(run: Run, document: dict, summary: dict | None = None) -> Path:
         parts += [f"### {title}", "", table, ""]
     if meta.get("selection"):
         parts += selection_section(meta["selection"])
+    if meta.get("finished"):
+        parts += finished_section(meta["finished"])
     if summary:
         parts += ["## Data", "", "| | |", "|---|---|"]
         parts += [f"| {k} | {_fmt(v)} |" for k, v in summary.items()]

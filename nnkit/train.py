@@ -455,7 +455,8 @@ def callbacks_for(run: Run, train_cfg: dict, has_validation: bool, monitor: str 
                                                    patience=train_cfg["patience"],
                                                    restore_best_weights=True))
     callbacks.append(AtomicBestModel(run.model_file, monitor=monitor))
-    callbacks.insert(0, StopOnDivergence(train_cfg))  # first: a NaN epoch is never checkpointed
+    if train_cfg.get("stop_on_divergence", True):
+        callbacks.insert(0, StopOnDivergence(train_cfg))  # first: a NaN epoch is never checkpointed
     stateful = [c for c in callbacks if hasattr(c, "checkpoint_state")
                 or isinstance(c, keras.callbacks.SwapEMAWeights)]
     callbacks.append(RunCheckpoint(run.checkpoint_dir / "backup", stateful,  # fit() keeps it last
@@ -498,6 +499,9 @@ def fit(task, cfg: dict, prepared, run: Run, extra_callbacks: list | None = None
     engine(model, train_ds, val_ds, train_cfg, callbacks)
     if average is not None and average.summary:
         run.update_meta(checkpoint_average=average.summary)
+    finished = task.finish_model(model, prepared, cfg)
+    if finished:
+        run.update_meta(finished=finished)
     save_model(model, run.model_file)  # the restored best (or averaged) weights, whatever the last epoch was
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         # evaluate/export on this worker alone: a plain copy, not collective variables

@@ -258,3 +258,19 @@ def test_a_worker_whose_port_is_taken_exits_75_with_one_line(tmp_path):
         f"error: localhost:{ports[0]}: this worker cannot listen there (the port is taken); choose another port "
         "in TF_CONFIG (the --local launcher does so by itself)"], json.dumps(result.stderr)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("stop", [True, False])
+def test_divergence_stops_the_run_unless_train_stop_on_divergence_is_off(tmp_path, stop):
+    """On by default (one line, run failed); a lesson that shows divergence turns it off and keeps the curve."""
+    from nnkit.config import TRAIN_SCHEMA
+    from nnkit.divergence import StopOnDivergence
+    from nnkit.lessons.fitting import LESSON_TRAIN
+    from nnkit.runs import Run
+    from nnkit.train import callbacks_for
+
+    assert TRAIN_SCHEMA["stop_on_divergence"].default is True and LESSON_TRAIN["stop_on_divergence"] is False
+    train_cfg = {k: f.default for k, f in TRAIN_SCHEMA.items()} | {"stop_on_divergence": stop}
+    callbacks = callbacks_for(Run(tmp_path), train_cfg, has_validation=False)
+    guards = [c for c in callbacks if isinstance(c, StopOnDivergence)]
+    assert len(guards) == int(stop) and (not stop or callbacks[0] is guards[0])

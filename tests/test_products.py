@@ -240,6 +240,28 @@ def test_sparse_embedding_round_trip_and_equals_keras_embedding():
     assert keras.saving.get_registered_name(SparseEmbedding) == "nnkit>SparseEmbedding"
 
 
+def test_context_scores_equal_keras_dot_in_values_and_gradients():
+    import keras
+    import tensorflow as tf
+
+    from nnkit.layers.embedding import ContextScores
+
+    rng = np.random.default_rng(4)
+    target = tf.constant(rng.normal(size=(7, 5)).astype("float32"))
+    contexts = tf.constant(rng.normal(size=(7, 3, 5)).astype("float32"))
+    ours, theirs = ContextScores(), keras.layers.Dot(axes=(1, 2))
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([target, contexts])
+        a, b = ours([target, contexts]), theirs([target, contexts])
+        weights = tf.constant(rng.normal(size=(7, 3)).astype("float32"))
+        loss_a, loss_b = tf.reduce_sum(a * weights), tf.reduce_sum(b * weights)
+    assert a.shape == (7, 3)
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    for ga, gb in zip(tape.gradient(loss_a, [target, contexts]), tape.gradient(loss_b, [target, contexts])):
+        np.testing.assert_allclose(ga, gb, rtol=1e-5, atol=1e-6)
+    assert keras.saving.get_registered_name(ContextScores) == "nnkit>ContextScores"
+
+
 def test_metrics_helpers():
     from nnkit.tasks.embedding.baselines import category_metrics, majority, nearest, normalize
 

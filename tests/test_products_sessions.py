@@ -183,7 +183,7 @@ def test_selection_reads_validation_only(tmp_path):
 
     resolved = _resolve(_retail_like(tmp_path), "model.context=window")
     task, cfg = resolved.task, resolved.cfg
-    task.session_candidates = task.session_candidates[:2]  # two are enough to choose (and cheaper)
+    task.window_candidates = task.window_candidates[:2]  # two are enough to choose (and cheaper)
     prepared = task.load(cfg)
     assert prepared.extra["val_ends"].size > 0
     prepared.test = _Poisoned()
@@ -205,20 +205,24 @@ def test_selection_reads_validation_only(tmp_path):
 
 def test_user_set_keys_are_not_chosen_and_bundled_data_chooses_nothing(tmp_path):
     path = _retail_like(tmp_path)
-    resolved = _resolve(path, "model.context=window", "model.window=2")
+    user = _resolve(path)  # the recipe's [with_data] table: every context in the window, window chosen
+    assert (user.cfg["model"]["window"], user.cfg["model"]["shrink_window"]) == ("auto", False)
+    prepared = user.task.load(user.cfg)
+    assert user.task.candidate_settings(user.cfg, prepared) == [{"model.window": w} for w in (5, 3, 10)]
+    assert user.task.settings(user.cfg, prepared)["window"] == 5  # no choice made yet: the first
+    resolved = _resolve(path, "model.window=2")
     prepared = resolved.task.load(resolved.cfg)
     assert resolved.task.candidate_settings(resolved.cfg, prepared) == []
     assert resolved.task.settings(resolved.cfg, prepared)["window"] == 2
-    partly = _resolve(path, "model.window=4")
-    prepared = partly.task.load(partly.cfg)
-    assert partly.task.candidate_settings(partly.cfg, prepared) == [{"model.context": "window"}]
-    assert partly.task.settings(partly.cfg, prepared)["context"] == "window"
     from nnkit.pipeline import resolve
 
     shop = resolve("products", overrides=["data.products=200", "data.categories=4", "data.sessions=300"])
+    assert (shop.cfg["model"]["window"], shop.cfg["model"]["shrink_window"]) == (3, True)
     prepared = shop.task.load(shop.cfg)
     assert shop.task.candidate_settings(shop.cfg, prepared) == []
-    assert shop.task.settings(shop.cfg, prepared)["context"] == shop.task.shop_settings["context"]
+    chooses = resolve("products", overrides=["data.products=200", "data.categories=4", "data.sessions=300",
+                                             "model.window=auto"])  # the bundled shop may choose too
+    assert chooses.task.candidate_settings(chooses.cfg, prepared) == [{"model.window": w} for w in (5, 3, 10)]
     view = shop.task.validation_view(prepared)  # what `nnkit tune` scores on: nothing of the test part
     assert view.test is prepared.val and view.extra["test_ends"] is prepared.extra["val_ends"]
     assert (view.train.categories[prepared.test] == -1).all() and (view.train.categories[prepared.val] >= 0).all()
@@ -233,10 +237,43 @@ def test_run_on_sessions_without_categories_scores_next_items(tmp_path):
     assert metrics["primary"] == "hit_rate_at_10"
     assert set(metrics["baselines"]) == {"random", "popularity", "cooccurrence", "ppmi_svd"}
     assert set(metrics["model"]) == {"hit_rate_at_10", "mrr_at_10"}
-    used = metrics["details"]["settings"]  # 'auto' became the user-session defaults
-    assert {k: used[k] for k in resolved.task.session_settings} == resolved.task.session_settings
+    used = metrics["details"]["settings"]  # [with_data]; the window 'auto' with no budget: the first candidate
+    assert {k: used[k] for k in ("context", "window", "shrink_window")} == {
+        "context": "window", "window": 5, "shrink_window": False}
     assert "next-item retrieval" in run.report_file.read_text()
-    assert "selection" not in json.loads(run.meta_file.read_text())
+    meta = json.loads(run.meta_file.read_text())
+    assert "selection" not in meta
+    finished = meta["finished"]  # model.postprocess = auto: the best of the three on validation ends
+    assert set(finished["scores"]) == {"none", "center", "all_but_the_top"}
+    assert finished["scores"][finished["chosen"]] == max(finished["scores"].values())
+    assert "Post-processing of the item vectors" in run.report_file.read_text()
+    if finished["chosen"] != "none":  # the saved model serves the post-processed vectors
+        import keras
+
+        vectors = keras.saving.load_model(run.model_file).get_layer("item2vec_target").get_weights()[0]
+        np.testing.assert_allclose(vectors.mean(axis=0), 0.0, atol=1e-5)
+
+
+def test_postprocess_centres_removes_the_top_direction_and_choose_prefers_simpler_ties():
+    from nnkit.tasks.embedding import postprocess as P
+
+    rng = np.random.default_rng(0)
+    common = rng.normal(size=8)  # a direction every vector shares, scaled by "popularity"
+    vectors = rng.normal(size=(50, 8)) + 5.0 + np.outer(rng.uniform(1, 4, 50), common)
+    assert P.apply(vectors, "none").dtype == np.float32
+    np.testing.assert_allclose(P.apply(vectors, "none"), vectors, rtol=1e-6)
+    centred = P.apply(vectors, "center")
+    np.testing.assert_allclose(centred.mean(axis=0), 0.0, atol=1e-5)
+    top = np.linalg.svd(vectors - vectors.mean(axis=0), full_matrices=False)[2][0]
+    cleaned = P.apply(vectors, "all_but_the_top")
+    np.testing.assert_allclose(cleaned @ top, 0.0, atol=1e-4)
+    np.testing.assert_allclose(cleaned.mean(axis=0), 0.0, atol=1e-5)
+    with pytest.raises(ValueError, match="postprocess must be one of"):
+        P.apply(vectors, "whiten")
+    chosen, scores = P.choose(vectors, lambda v: 1.0)
+    assert chosen == "none" and set(scores) == set(P.CHOICES)  # all tie: the simplest
+    chosen, _ = P.choose(vectors, lambda v: -float(np.abs(v @ top).mean()))
+    assert chosen == "all_but_the_top"
 
 
 def test_sessions_too_short_to_evaluate_fail_clearly(tmp_path, cli_run):

@@ -74,9 +74,9 @@ def test_a_recipe_value_outside_its_choices_joins_them_even_of_another_kind():
     from nnkit.pipeline import resolve, task_schema
     from nnkit.tuning import space
 
-    # products' model.window is "auto" in the recipe and [2, 3, 5] in its space: a Choice holds one
-    # type, so the values travel as JSON text and come back as they were
-    resolved = resolve("products", overrides=["tune.model.window=[2, 3, 5]"])
+    # products' model.window "auto" (its [with_data] value, here set by hand) and [2, 3, 5] in its space:
+    # a Choice holds one type, so the values travel as JSON text and come back as they were
+    resolved = resolve("products", overrides=["model.window=auto", "tune.model.window=[2, 3, 5]"])
     assert resolved.cfg["model"]["window"] == "auto"
     dims = [d for d in space.dimensions(resolved.cfg, task_schema(resolved.task)) if d.key == "model.window"]
     hp = space.to_hyperparameters(dims, resolved.cfg)

@@ -39,7 +39,7 @@ def build_item2vec(vocab_size: int, *, dim: int = 64, num_negatives: int = 5, nu
     check_positive("dim", dim)
     check_positive("num_negatives", num_negatives)
     check_positive("num_categories", num_categories, allow_zero=True)
-    from nnkit.layers.embedding import SparseEmbedding  # registered with Keras on import
+    from nnkit.layers.embedding import ContextScores, SparseEmbedding  # registered with Keras on import
     target = keras.Input(shape=(), dtype="int32", name="target")
     contexts = keras.Input(shape=(1 + num_negatives,), dtype="int32", name="contexts")
     scale = 0.5 / dim  # word2vec's initialisation: small uniform targets, zero contexts
@@ -48,7 +48,7 @@ def build_item2vec(vocab_size: int, *, dim: int = 64, num_negatives: int = 5, nu
         name=f"{name}_target")(target)
     context_vectors = SparseEmbedding(vocab_size, dim, embeddings_initializer="zeros",
                                    name=f"{name}_context")(contexts)
-    logits = keras.layers.Dot(axes=(1, 2), name=f"{name}_dot")([target_vectors, context_vectors])
+    logits = ContextScores(name=f"{name}_dot")([target_vectors, context_vectors])
     outputs = {"skipgram": logits}
     if num_categories:
         outputs["category"] = keras.layers.Dense(num_categories, name=f"{name}_category")(target_vectors)

@@ -9,9 +9,7 @@ tasks, builders, datasets and layers never import this package.
 
 from __future__ import annotations
 
-import importlib
-
-from nnkit.errors import NnkitError
+from nnkit.entries import import_entry
 
 LESSONS = {
     "perceptron": "nnkit.lessons.neurons:PERCEPTRON",
@@ -35,11 +33,4 @@ def lesson_names() -> list:
 
 
 def get_lesson(name: str):
-    if name not in LESSONS:
-        import difflib
-
-        close = difflib.get_close_matches(name, LESSONS, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise NnkitError(f"unknown lesson {name!r}; known lessons: {', '.join(LESSONS)}{hint}")
-    module_name, attribute = LESSONS[name].split(":")
-    return getattr(importlib.import_module(module_name), attribute)
+    return import_entry(LESSONS, name, "lesson")

@@ -21,9 +21,10 @@ import numpy as np
 from nnkit import config as config_mod
 from nnkit.tasks.base import Prepared, Task
 
-# what every lesson fit shares: quiet, no early stop (a lesson compares fixed budgets), and the
-# resume checkpoint committed only after the last epoch (a lesson is rerun, not resumed)
-LESSON_TRAIN = {"verbose": False, "early_stopping": False, "checkpoint_seconds": 1e9}
+# what every lesson fit shares: quiet, no early stop (a lesson compares fixed budgets), the
+# resume checkpoint committed only after the last epoch (a lesson is rerun, not resumed), and
+# divergence recorded rather than stopped (the learning-rate lesson shows it on purpose)
+LESSON_TRAIN = {"verbose": False, "early_stopping": False, "checkpoint_seconds": 1e9, "stop_on_divergence": False}
 
 
 class ArrayTask(Task):

@@ -8,9 +8,7 @@ and ``nnkit list`` can read a task's schema without loading TensorFlow.
 
 from __future__ import annotations
 
-import importlib
-
-from nnkit.errors import NnkitError
+from nnkit.entries import import_entry
 
 TASKS = {
     "binary_classification": "nnkit.tasks.binary_classification:BinaryClassificationTask",
@@ -26,12 +24,4 @@ TASKS = {
 
 def get_task(name: str):
     """Instantiate the task called ``name``."""
-    if name not in TASKS:
-        import difflib
-
-        close = difflib.get_close_matches(name, TASKS, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise NnkitError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}{hint}")
-    module_name, class_name = TASKS[name].split(":")
-    module = importlib.import_module(module_name)
-    return getattr(module, class_name)()
+    return import_entry(TASKS, name, "task")()

@@ -133,6 +133,15 @@ class Task:
         """Custom layers the saved model needs (all must be registered serializables)."""
         return {}
 
+    def finish_model(self, model, prepared: Prepared, cfg: dict) -> dict:
+        """After training, before the model is saved: a last change of its weights.
+
+        For example a post-processing of learned vectors chosen on the
+        validation part (never the test part). Returns what to record in the
+        run's ``meta.json`` and report (``{}``: nothing was done).
+        """
+        return {}
+
     # -- evaluation --------------------------------------------------------------------
     def validation_view(self, prepared: Prepared) -> Prepared:
         """The data a hyperparameter search sees: the validation part where the test part was.

@@ -14,10 +14,11 @@ ends (hit rate@k, MRR@k), the primary score when no categories are given.
 Baselines on the same parts: random vectors, truncated SVD of the PPMI
 co-occurrence matrix, popularity and same-session co-occurrence.
 
-Settings: ``model.context``/``window``/``shrink_window`` default to 'auto':
-the generated shop's values for the bundled data; for ``--data`` the user
-sessions' values, the window chosen among ``session_candidates`` on the
-validation part (``nnkit.select``).
+Settings: the recipe's values suit the generated shop; its ``[with_data]``
+table sets the user sessions' (every context in the window, and
+``model.window = "auto"``: chosen among ``window_candidates`` on the
+validation part, ``nnkit.select``). After training ``model.postprocess``
+("auto") keeps the best of none/center/all-but-the-top on validation.
 
 Serving: the SavedModel maps item ids (strings) to vectors (``embed``) and to
 the top-k similar item ids with cosine scores (``similar``), lookup table and
@@ -39,6 +40,7 @@ from nnkit.tasks.base import Evaluation, Option, Prepared, Task
 from nnkit.tasks.embedding.baselines import category_matrix, category_metrics, nearest, normalize, ppmi_svd
 from nnkit.tasks.embedding.data import frequent, load_sessions, split_known_items
 from nnkit.tasks.embedding.next_item import hold_out_session_ends, next_item_baselines, ranked, vector_scorer
+from nnkit.tasks.embedding import postprocess
 
 
 class EmbeddingTask(Task):
@@ -66,20 +68,23 @@ class EmbeddingTask(Task):
         },
         "model": {
             **declared(ITEM2VEC_OPTIONS),
-            "window": Field("auto", "context window: items on each side within a session (context = "
-                                    "'session': 2 x window items drawn from the whole session); 'auto': see "
-                                    "model.context", type=(int, str)),
-            "context": Field("auto", "'window': an item's neighbours in its session; 'session': items drawn "
-                                     "from anywhere in its session (order ignored); 'auto': the generated "
-                                     "shop's setting for the bundled data, the validation's choice for --data",
-                             choices=("auto", "window", "session")),
+            "window": Field(3, "context window: items on each side within a session (context = 'session': "
+                               "2 x window items drawn from the whole session); 'auto': chosen on validation "
+                               "among EmbeddingTask.window_candidates (the recipe's [with_data] for --data)",
+                            type=(int, str)),
+            "context": Field("window", "'window': an item's neighbours in its session; 'session': items drawn "
+                                       "from anywhere in its session (order ignored)",
+                             choices=("window", "session")),
             "negatives": Field(5, "negative samples per positive pair", min=1),
             "noise_power": Field(0.75, "negatives from the unigram distribution raised to this power "
                                        "(negative: rare items are drawn more often)", min=-1.0, max=1.0),
             "subsample": Field(1e-3, "word2vec frequent-item subsampling threshold (0 = off)", min=0.0),
-            "shrink_window": Field("auto", "draw each centre's window in 1..window (word2vec; nearer items "
-                                           "weigh more); false: every item within the window; 'auto': see "
-                                           "model.context", type=(bool, str)),
+            "shrink_window": Field(True, "draw each centre's window in 1..window (word2vec; nearer items "
+                                         "weigh more); false: every item within the window"),
+            "postprocess": Field("auto", "after training: 'center' the item vectors, or remove the mean and "
+                                         "top principal component ('all_but_the_top'); 'auto': whichever of "
+                                         "these and 'none' scores best on validation",
+                                 choices=("auto", *postprocess.CHOICES)),
             "category_weight": Field(0.0, "> 0: the embedding also predicts the item's category "
                                           "(loss weight), where categories are known", min=0.0),
         },
@@ -93,8 +98,8 @@ class EmbeddingTask(Task):
             "heldout_sessions": Field(0.2, "share of sessions whose last items are held out before training "
                                            "(half validation, half test): next-item retrieval", min=0.0, max=0.9),
             "heldout_items": Field(1, "items held out at the end of each such session", min=1),
-            "select_budget": Field(0.5, "--data runs: each candidate setting trains for this share of "
-                                        "train.epochs and is scored on validation (0: no choice)",
+            "select_budget": Field(0.5, "model.window = 'auto': each candidate window trains for this share "
+                                        "of train.epochs and is scored on validation (0: the first candidate)",
                                    min=0.0, max=1.0),
             "sample": Field(5000, "at most this many held-out items are evaluated", min=10),
             "probe_folds": Field(3, "linear-probe cross-validation folds (0 = no probe)", min=0),
@@ -109,20 +114,10 @@ class EmbeddingTask(Task):
                       "steps_per_execution": 8}
     predict_options = (Option("similar", str, "Item id to find neighbours of (embeddings)."),
                        Option("k", int, "How many neighbours.", min=1, flag="-k"))
-    # model settings left at 'auto': the generated shop's value, or the user sessions' first choice.
-    # bench/products_real.py (MovieLens, Online Retail): 5 neighbours each side beat 3 and 10 on
-    # MovieLens's validation films, and so did every context within them over word2vec's shrunk
-    # windows (as PPMI counts them); whole-session contexts (order ignored) lost on both data sets
-    shop_settings = {"context": "window", "window": 3, "shrink_window": True}
-    session_settings = {"context": "window", "window": 5, "shrink_window": False}
-    # --data runs choose among these on validation (keys the user set are left alone)
-    session_candidates = [{"model.context": "window", "model.window": 5},
-                          {"model.context": "window", "model.window": 3},
-                          {"model.context": "window", "model.window": 10}]
-    # the bench's starting point for user sessions: the settings above plus the training defaults
-    user_session_settings = {**session_settings, "negatives": 5, "noise_power": 0.75, "subsample": 1e-3,
-                             "epochs": 12, "batch_size": 1024, "learning_rate": 0.5,
-                             "schedule": "cosine"}
+    # model.window = "auto" (recipes/products.toml [with_data]: users' sessions) tries these on
+    # validation, the first one first. bench/products_real.py (MovieLens, Online Retail): 5 neighbours
+    # each side beat 3 and 10 on MovieLens's validation films; the window that wins depends on the data
+    window_candidates = (5, 3, 10)
 
     # -- data and model ---------------------------------------------------------------------
     def load(self, cfg: dict) -> Prepared:
@@ -154,9 +149,9 @@ class EmbeddingTask(Task):
         without_test[test_rows] = -1  # validation neighbours vote without the test items' categories
         return Prepared(train=data, val=val_rows, test=test_rows, state=state, summary=summary,
                         fingerprint=fingerprint(full.tokens, full.offsets, full.item_ids.astype("U")),
-                        extra={"train_categories": train_categories, "labels": labels, "user_data": bool(
-                            cfg["data"]["path"]), "val_ends": val_ends.scorable(), "test_ends": test_ends.scorable(),
-                            "categories_without_test": without_test})
+                        extra={"train_categories": train_categories, "labels": labels,
+                               "val_ends": val_ends.scorable(), "test_ends": test_ends.scorable(),
+                               "categories_without_test": without_test})
 
     @staticmethod
     def nothing_to_evaluate(e: dict) -> str:
@@ -164,32 +159,23 @@ class EmbeddingTask(Task):
                 f"out from sessions of {e['heldout_items'] + 2} items or more, share eval.heldout_sessions): "
                 "nothing to evaluate on; give data.items with categories, or more and longer sessions")
 
-    # -- settings: 'auto' by data source, and the validation's choice ---------------------------
+    # -- settings: a window 'auto' is chosen on validation --------------------------------------
     def check_settings(self, cfg: dict) -> None:
-        window, shrink = cfg["model"]["window"], cfg["model"]["shrink_window"]
+        window = cfg["model"]["window"]
         if isinstance(window, str) and window != "auto" or isinstance(window, int) and window < 1:
             raise NnkitError(f"config key 'model.window': received {window!r}; expected an integer >= 1 "
                              "or 'auto'")
-        if isinstance(shrink, str) and shrink != "auto":
-            raise NnkitError(f"config key 'model.shrink_window': received {shrink!r}; expected true, false "
-                             "or 'auto'")
 
     def settings(self, cfg: dict, prepared: Prepared) -> dict:
-        """The model section with every 'auto' replaced by the shop's or the user sessions' value."""
-        preset = self.session_settings if prepared.extra.get("user_data") else self.shop_settings
-        return {k: (preset[k] if v == "auto" and k in preset else v) for k, v in cfg["model"].items()}
+        """The model section, a window still 'auto' (no choice made) replaced by the first candidate."""
+        window = cfg["model"]["window"]
+        return {**cfg["model"], "window": self.window_candidates[0] if window == "auto" else window}
 
     def candidate_settings(self, cfg: dict, prepared: Prepared) -> list[dict]:
-        """--data runs: the settings to try on validation (only keys left at 'auto')."""
-        if not prepared.extra.get("user_data") or cfg["eval"]["select_budget"] <= 0:
+        """model.window = 'auto': the windows to try on validation (none when the budget is 0)."""
+        if cfg["model"]["window"] != "auto" or cfg["eval"]["select_budget"] <= 0:
             return []
-        free = {k for k, v in cfg["model"].items() if v == "auto"}
-        out = []
-        for candidate in self.session_candidates:
-            kept = {k: v for k, v in candidate.items() if k.split(".")[1] in free}
-            if kept and kept not in out:
-                out.append(kept)
-        return out
+        return [{"model.window": w} for w in self.window_candidates]
 
     def selection_budget(self, cfg: dict) -> dict:
         return {"epochs": max(1, round(cfg["train"]["epochs"] * cfg["eval"]["select_budget"]))}
@@ -201,7 +187,13 @@ class EmbeddingTask(Task):
 
     def validation_score(self, model, prepared: Prepared, cfg: dict) -> float:
         """Scored on the validation part only (items or session ends); the test part is not read."""
-        vectors, k = self.vectors(model), cfg["eval"]["k"]
+        return self._validation_score_of(self.vectors(model), prepared, cfg)
+
+    def _has_validation(self, prepared: Prepared, cfg: dict) -> bool:
+        return self._scores_categories(prepared, prepared.val, cfg) or prepared.extra["val_ends"].size > 0
+
+    def _validation_score_of(self, vectors: np.ndarray, prepared: Prepared, cfg: dict) -> float:
+        k = cfg["eval"]["k"]
         if self._scores_categories(prepared, prepared.val, cfg):
             queries = self._queries(prepared, prepared.val, cfg)
             return category_metrics(vectors, prepared.extra["categories_without_test"], queries, k=k,
@@ -268,16 +260,43 @@ class EmbeddingTask(Task):
                                  context=m["context"])
         return train, None
 
-    def custom_objects(self) -> dict:
-        from nnkit.layers.embedding import SparseEmbedding
+    def _postprocessed(self, vectors: np.ndarray, prepared: Prepared, cfg: dict):
+        """``(vectors, how, validation scores or None)`` under ``model.postprocess``."""
+        how, scores = cfg["model"]["postprocess"], None
+        if how == "auto":
+            if not self._has_validation(prepared, cfg):
+                return vectors, "none", None
+            how, scores = postprocess.choose(vectors, lambda v: self._validation_score_of(v, prepared, cfg))
+        return postprocess.apply(vectors, how), how, scores
 
-        return {"SparseEmbedding": SparseEmbedding}
+    def finish_model(self, model, prepared: Prepared, cfg: dict) -> dict:
+        """``model.postprocess`` applied to the item vectors ('auto': the best on validation)."""
+        if cfg["model"]["postprocess"] == "auto" and not self._has_validation(prepared, cfg):
+            return {}
+        vectors, how, scores = self._postprocessed(self.vectors(model), prepared, cfg)
+        if how != "none":
+            self._target_layer(model).set_weights([vectors])
+        text = (f"Item vectors post-processed with `{how}` after training "
+                f"({'chosen on ' + self.validation_metric(cfg, prepared) if scores else 'model.postprocess'}; "
+                "the test part was not used). `center` subtracts the mean vector; `all_but_the_top` also "
+                "removes the top principal component (Mu & Viswanath 2018). The PPMI-SVD baseline's vectors "
+                "get the same treatment, chosen on the same validation part.")
+        return {"title": "Post-processing of the item vectors", "text": text, "setting": "model.postprocess",
+                "chosen": how, "scores": scores}
+
+    def custom_objects(self) -> dict:
+        from nnkit.layers.embedding import ContextScores, SparseEmbedding
+
+        return {"SparseEmbedding": SparseEmbedding, "ContextScores": ContextScores}
 
     # -- evaluation ---------------------------------------------------------------------------
     @staticmethod
-    def vectors(model) -> np.ndarray:
-        layer = next(layer for layer in model.layers if layer.name.endswith("_target"))
-        return np.asarray(layer.get_weights()[0])
+    def _target_layer(model):
+        return next(layer for layer in model.layers if layer.name.endswith("_target"))
+
+    @classmethod
+    def vectors(cls, model) -> np.ndarray:
+        return np.asarray(cls._target_layer(model).get_weights()[0])
 
     def evaluate(self, model, prepared: Prepared, cfg: dict) -> Evaluation:
         """Test part only: held-out items' categories (when known) and held-out session ends."""
@@ -288,6 +307,7 @@ class EmbeddingTask(Task):
         t0 = time.perf_counter()
         svd_vectors = ppmi_svd(data.tokens, data.offsets, data.vocab_size, m["dim"], m["window"], seed=seed,
                                context=m["context"])
+        svd_vectors, svd_post, _ = self._postprocessed(svd_vectors, prepared, cfg)  # as the model's vectors were
         timings["ppmi_svd_fit"] = time.perf_counter() - t0
         random_vectors = np.random.default_rng([seed, 3]).normal(size=vectors.shape).astype(np.float32)
         model_metrics, baselines = {}, {}
@@ -296,6 +316,7 @@ class EmbeddingTask(Task):
             model_metrics.update(ranked(vector_scorer(vectors), ends, data.vocab_size, k))
             baselines = next_item_baselines(data, ends, k, seed, ppmi_vectors=svd_vectors)
         details = {"items": data.vocab_size, "held-out session ends scored": ends.size,
+                   "ppmi_svd post-processing": svd_post,
                    "settings": {key: m[key] for key in ("context", "window", "shrink_window", "noise_power",
                                                         "subsample")}}
         queries = self._queries(prepared, prepared.test, cfg)
