@@ -146,6 +146,10 @@ TRAIN_SCHEMA = {
     "schedule": Field("constant", "learning-rate schedule", choices=SCHEDULES),
     "decay_rate": Field(0.5, "exponential/step schedules: factor per decay period", min=0.0, max=1.0,
                         type=float),
+    "warmup_steps": Field(0, "linear learning-rate warm-up from 0 over this many optimizer steps (constant and "
+                             "cosine schedules; 0 = off)", min=0),
+    "average_checkpoints": Field(0, "checkpoint averaging: average the weights of the last N epochs up to the best "
+                                    "one, and keep the average when its validation loss is lower (0/1 = off)", min=0),
     "decay_epochs": Field(10, "exponential/step schedules: epochs per decay period", min=1),
     "ema": Field(False, "keep an exponential moving average of the weights and evaluate/save it "
                         "(for a step neuron: the averaged perceptron)"),

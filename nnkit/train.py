@@ -56,6 +56,15 @@ def make_learning_rate(train_cfg: dict, steps_per_epoch: int):
     lr = float(train_cfg["learning_rate"])
     schedule = train_cfg["schedule"]
     steps_per_epoch = max(1, int(steps_per_epoch))
+    warmup = int(train_cfg.get("warmup_steps", 0))
+    if warmup and schedule not in ("constant", "cosine"):
+        from nnkit.errors import ConfigError
+
+        raise ConfigError(f"train.warmup_steps works with the constant and cosine schedules, not {schedule!r}")
+    if warmup:  # Keras's CosineDecay warms up linearly from 0; alpha=1 keeps the rate constant after it
+        return keras.optimizers.schedules.CosineDecay(
+            0.0, decay_steps=max(1, train_cfg["epochs"] * steps_per_epoch - warmup),
+            alpha=1.0 if schedule == "constant" else 0.0, warmup_target=lr, warmup_steps=warmup)
     if schedule == "constant":
         return lr
     if schedule == "cosine":
@@ -477,15 +486,23 @@ def fit(task, cfg: dict, prepared, run: Run, extra_callbacks: list | None = None
     run.update_meta(precision=policy, strategy=train_cfg["strategy"], replicas=replicas,
                     global_batch_size=global_batch)
     callbacks = callbacks_for(run, train_cfg, val_ds is not None) + list(extra_callbacks or [])
+    average = None
+    if train_cfg.get("average_checkpoints", 0) > 1 and val_ds is not None:
+        from nnkit.averaging import CheckpointAverage
+
+        average = CheckpointAverage(train_cfg["average_checkpoints"], val_ds)
+        callbacks.append(average)  # after early stopping, which restores the best weights at the end
     callbacks.sort(key=lambda c: isinstance(c, RunCheckpoint))  # the commit comes after every other callback
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):  # nnkit's own engine: one per epoch
         _replay_epochs(train_ds, RunCheckpoint.read(run.checkpoint_dir / "backup"))
     engine = _engine_for(strategy)
     engine(model, train_ds, val_ds, train_cfg, callbacks)
+    if average is not None and average.summary:
+        run.update_meta(checkpoint_average=average.summary)
     finished = task.finish_model(model, prepared, cfg)
     if finished:
         run.update_meta(finished=finished)
-    save_model(model, run.model_file)  # the restored best weights, whatever the last epoch was
+    save_model(model, run.model_file)  # the restored best (or averaged) weights, whatever the last epoch was
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         # evaluate/export on this worker alone: a plain copy, not collective variables
         model = load_model(run.model_file, task.custom_objects())

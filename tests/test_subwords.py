@@ -95,7 +95,7 @@ def test_subword_run_exports_and_serves_what_the_model_says(tmp_path):
     data.write_text("".join(f"{s}\t{t}\tCC-BY\n" for s, t in tiny_pairs()), encoding="utf-8")
     out = tmp_path / "run"
     result = CliRunner().invoke(cli, ["run", "translate", "--data", str(data), "--out", str(out), "--quiet",
-                                      "--set", "train.epochs=5", "--set", "train.learning_rate=0.01",
+                                      "--set", "train.epochs=6", "--set", "train.learning_rate=0.01", "--set", "train.batch_size=16",
                                       "--set", "train.patience=5", "--set", "model.units=16", "--set", "model.depth=1",
                                       "--set", "model.ff_dim=32", "--set", "model.heads=2",
                                       "--set", "data.subword_vocab=400",
@@ -112,17 +112,22 @@ def test_subword_run_exports_and_serves_what_the_model_says(tmp_path):
     assert 0.0 <= metrics["model"]["copy_rate_probe"] <= 1.0
     report = (out / "report.md").read_text()
     assert "unknown tokens in test sources" in report and "Names and numbers" in report
-    assert "copy-augmentation pairs (training)" in report
+    assert "placeholder share of training sources" in report and "| ⦅0⦆ " in report  # model input shown
 
     # the served graph (the SavedModel, through `nnkit predict`) equals the in-memory model on the same strings;
     # the exporter already reloaded it in a fresh process (with these kinds of strings: see serving())
-    texts = ["Maria bought 25 apples.", "Does Zoé have 7 cats?", "Kyoto 🍎 1999"]
+    texts = ["Maria bought 25 apples.", "Does Zoé have 7 cats?", "Kyoto 🍎 1999", "Zoltan bought 4711 books."]
     model = load_model(out / "model.keras", TranslationTask().custom_objects())
     in_memory = translate_all(make_translator(model, state), texts)
     predicted = CliRunner().invoke(cli, ["predict", str(out), *texts, "--out", str(tmp_path / "p.json")])
     assert predicted.exit_code == 0, predicted.output
     assert [r["translation"] for r in json.loads((tmp_path / "p.json").read_text())] == in_memory
-    assert all(isinstance(t, str) for t in in_memory) and any(in_memory)
+    # placeholders: the names and numbers come back from the source, also ones never seen in training
+    # (the exporter's fresh-process check compared the SavedModel with the model on "Maria bought 25 apples.")
+    for source, translation in zip(texts[:1] + texts[3:], in_memory[:1] + in_memory[3:]):
+        assert [w for w in source.split() if w[0].isupper() or w[0].isdigit()] == [
+            w for w in translation.split() if w[0].isupper() or w[0].isdigit()]
+    assert metrics["model"]["copy_rate_probe"] > 0.5 and metrics["model"]["copy_rate"] > 0.5
 
 
 def test_recipe_with_data_table_applies_only_to_the_users_data(tmp_path):
@@ -141,3 +146,31 @@ def test_recipe_with_data_table_applies_only_to_the_users_data(tmp_path):
     recipe.write_text('[recipe]\ntask = "translation"\n[with_data.model]\nunitz = 48\n', encoding="utf-8")
     with pytest.raises(NnkitError, match="unitz"):
         resolve(str(recipe), data="x.tsv")
+
+
+def test_placeholders_mask_and_restore_names_and_numbers():
+    import tensorflow as tf
+
+    from nnkit.tasks.translation.placeholders import Placeholders, mask_pairs, words_to_translate
+
+    train = [("Tom bought 25 apples.", "Tom a acheté 25 pommes."), ("I went to London.", "Je suis allé à Londres."),
+             ("Where is Tom?", "Où est Tom ?"), ("I have 2 dogs.", "J'ai deux chiens."), ("red apples", "pommes")]
+    translate = words_to_translate(train)
+    assert {"I", "Where", "London", "Apples", "Red"} <= set(translate)  # not copied, or seen in lower case
+    assert "Tom" not in translate  # copied verbatim in training: kept
+    placeholders = Placeholders(translate)
+    texts = ["Maria bought 25 apples in 1987.", "I went to London with Zoë and McDonald's 3.4 kg 🙂",
+             "Apples: 1 2 3 4 5 6 7 8 9 10 11", "", "no names here"]
+    masked, spans = placeholders.mask(tf.constant(texts))
+    assert [t.decode() for t in masked.numpy()] == [
+        "⦅0⦆ bought ⦅1⦆ apples in ⦅2⦆.", "I went to London with ⦅0⦆ and ⦅1⦆'s ⦅2⦆.⦅3⦆ kg 🙂",
+        "Apples: ⦅0⦆ ⦅1⦆ ⦅2⦆ ⦅3⦆ ⦅4⦆ ⦅5⦆ ⦅6⦆ ⦅7⦆ ⦅8⦆ ⦅9⦆ 11", "", "no names here"]  # ten at most
+    assert spans.to_list()[0] == [b"Maria", b"25", b"1987"]
+    assert [t.decode() for t in placeholders.restore(masked, spans).numpy()] == texts  # round trip
+    decoded = tf.constant(["⦅1⦆ pommes pour ⦅0⦆, ⦅7⦆.", "", "", "⦅0⦆", "x"])  # reordered; ⦅7⦆ and ⦅0⦆ have no span
+    assert [t.decode() for t in placeholders.restore(decoded, spans).numpy()] == [
+        "25 pommes pour Maria, .", "", "", "", "x"]
+    assert mask_pairs(placeholders, train + [("Tom has 2 dogs and 3 cats.", "Tom a deux chiens et 3 chats.")]) == [
+        ("⦅0⦆ bought ⦅1⦆ apples.", "⦅0⦆ a acheté ⦅1⦆ pommes."), ("I went to London.", "Je suis allé à Londres."),
+        ("Where is ⦅0⦆?", "Où est ⦅0⦆ ?"), ("I have 2 dogs.", "J'ai deux chiens."), ("red apples", "pommes"),
+        ("⦅0⦆ has 2 dogs and ⦅1⦆ cats.", "⦅0⦆ a deux chiens et ⦅1⦆ chats.")]  # "2" is not copied: plain text

@@ -149,6 +149,26 @@ def test_beam_width_one_equals_greedy(arch, attention, cell, depth):
     assert beam3.shape == greedy.shape and beam3.min() >= 0 and beam3.max() < 12
 
 
+@pytest.mark.parametrize("depth", [1, 2])
+def test_transformer_step_gives_the_whole_models_logits(depth):
+    import tensorflow as tf
+
+    from nnkit.tasks.translation.decoding import Seq2SeqDecoder
+
+    model = _tiny_model("transformer", "none", depth=depth)
+    decoder = Seq2SeqDecoder(model)  # encodes once, runs the decoder layers on the prefix alone
+    source = np.array([[5, 6, 7, 3, 0, 0], [8, 4, 3, 0, 0, 0], [4, 5, 6, 7, 8, 3]], "int32")  # with padding
+    tokens = np.array([[2, 5, 9, 11, 0], [2, 7, 3, 0, 0], [2, 4, 4, 4, 4]], "int32")
+    memory = decoder.encode(tf.constant(source))
+    for t in range(4):
+        whole = model([source, tokens[:, :t + 1]], training=False)[:, -1, :].numpy()
+        np.testing.assert_allclose(decoder.step(tf.constant(tokens), t, (), memory)[0].numpy(), whole, atol=1e-5)
+    # attention never reads the padding: more of it (a longer sentence in the batch) changes nothing
+    padded = np.concatenate([source, np.zeros((3, 5), "int32")], axis=1)
+    np.testing.assert_allclose(model([padded, tokens], training=False).numpy(),
+                               model([source, tokens], training=False).numpy(), atol=1e-5)
+
+
 def test_decoding_stops_at_end_token_and_max_length():
     import tensorflow as tf
 

@@ -163,13 +163,15 @@ def _feed_forward(x, *, units, ff_dim, dropout, name, index):
 
 def _transformer(source, target_in, vs, vt, *, units, depth, heads, ff_dim, dropout, max_source_len,
                  max_target_len, name):
-    from nnkit.layers.positional import PositionalEmbedding  # registered with Keras on import
+    from nnkit.layers.positional import PaddingMask, PositionalEmbedding  # registered with Keras on import
 
     key_dim = max(1, units // heads)
     x = PositionalEmbedding(vs, max_source_len, units, name=f"{name}_source_embedding")(source)
+    keys = PaddingMask(name=f"{name}_source_mask")(source)  # attention never reads the source's padding
     for i in range(depth):
         p = f"{name}_encoder{i + 1}"
-        a = keras.layers.MultiHeadAttention(heads, key_dim, dropout=dropout, name=f"{p}_self_attention")(x, x)
+        a = keras.layers.MultiHeadAttention(heads, key_dim, dropout=dropout, name=f"{p}_self_attention")(
+            x, x, value_mask=keys)
         x = keras.layers.LayerNormalization(name=f"{p}_norm1")(keras.layers.Add(name=f"{p}_add1")([x, a]))
         x = _feed_forward(x, units=units, ff_dim=ff_dim, dropout=dropout, name=p, index=2)
     y = PositionalEmbedding(vt, max_target_len, units, name=f"{name}_target_embedding")(target_in)
@@ -178,7 +180,8 @@ def _transformer(source, target_in, vs, vt, *, units, depth, heads, ff_dim, drop
         a = keras.layers.MultiHeadAttention(heads, key_dim, dropout=dropout, name=f"{p}_self_attention")(
             y, y, use_causal_mask=True)
         y = keras.layers.LayerNormalization(name=f"{p}_norm1")(keras.layers.Add(name=f"{p}_add1")([y, a]))
-        c = keras.layers.MultiHeadAttention(heads, key_dim, dropout=dropout, name=f"{p}_cross_attention")(y, x)
+        c = keras.layers.MultiHeadAttention(heads, key_dim, dropout=dropout, name=f"{p}_cross_attention")(
+            y, x, value_mask=keys)
         y = keras.layers.LayerNormalization(name=f"{p}_norm2")(keras.layers.Add(name=f"{p}_add2")([y, c]))
         y = _feed_forward(y, units=units, ff_dim=ff_dim, dropout=dropout, name=p, index=3)
     if dropout:

@@ -50,25 +50,27 @@ def load_text_ops():
     return tensorflow_text
 
 
-def learn_subwords(texts, vocab_size: int = DEFAULT_VOCAB_SIZE, model_type: str = "unigram") -> bytes:
+def learn_subwords(texts, vocab_size: int = DEFAULT_VOCAB_SIZE, model_type: str = "unigram",
+                   symbols: tuple[str, ...] = ()) -> bytes:
     """A serialized SentencePiece model learned on ``texts`` (already normalised), at most ``vocab_size`` pieces.
 
     ``vocab_size`` is a soft limit: a small corpus that cannot fill it gets
     the largest vocabulary it supports instead of an error, and a vocabulary
     too small to hold every character seen (plus the 256 byte pieces and 4
-    specials) is raised to that size.
+    specials) is raised to that size. ``symbols`` are pieces of their own,
+    never split or merged (``user_defined_symbols``: the placeholders ``⦅0⦆``...).
     """
     import sentencepiece as spm
 
     texts = [t for t in texts if t]
     if not texts:
         raise ValueError("learn_subwords needs at least one non-empty text")
-    needed = len(SPECIALS) + 256 + len({c for t in texts for c in t if not c.isspace()})
+    needed = len(SPECIALS) + 256 + len(symbols) + len({c for t in texts for c in t if not c.isspace()})
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(texts), model_writer=model, vocab_size=max(int(vocab_size), needed), model_type=model_type,
         hard_vocab_limit=False, pad_id=0, unk_id=1, bos_id=2, eos_id=3, **SPECIALS, byte_fallback=True,
-        split_digits=True, character_coverage=1.0, normalization_rule_name="identity",
+        split_digits=True, character_coverage=1.0, user_defined_symbols=list(symbols), normalization_rule_name="identity",
         input_sentence_size=0, shuffle_input_sentence=False, num_threads=1, minloglevel=2)  # one thread, every sentence, no shuffling: deterministic
     return model.getvalue()
 

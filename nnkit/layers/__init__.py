@@ -2,6 +2,6 @@
 
 from nnkit.layers.activations import RandomizedLeakyReLU, StepActivation
 from nnkit.layers.embedding import SparseEmbedding
-from nnkit.layers.positional import PositionalEmbedding
+from nnkit.layers.positional import PaddingMask, PositionalEmbedding
 
-__all__ = ["PositionalEmbedding", "RandomizedLeakyReLU", "SparseEmbedding", "StepActivation"]
+__all__ = ["PaddingMask", "PositionalEmbedding", "RandomizedLeakyReLU", "SparseEmbedding", "StepActivation"]

@@ -1,4 +1,4 @@
-"""Token plus learned position embedding (the Transformer seq2seq's input layer)."""
+"""Token plus learned position embedding (the Transformer seq2seq's input layer), and its padding mask."""
 
 import keras
 
@@ -36,3 +36,20 @@ class PositionalEmbedding(keras.layers.Layer):
         config.update(vocab_size=self.vocab_size, sequence_length=self.sequence_length,
                       output_dim=self.output_dim)
         return config
+
+
+@keras.saving.register_keras_serializable(package="nnkit")
+class PaddingMask(keras.layers.Layer):
+    """Ids [N, S] -> bool [N, S], True where the id is not padding (0).
+
+    Keras 3's ``MultiHeadAttention`` takes only the *query's* Keras mask by
+    itself; padded keys must be given as ``value_mask``, or every position
+    attends to the padding, and an output depends on how long the other
+    sentences of its batch are.
+    """
+
+    def call(self, inputs):
+        return keras.ops.not_equal(inputs, 0)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)

@@ -31,7 +31,19 @@ class Seq2SeqDecoder:
         self.arch = "rnn" if f"{self.name}_target_embedding" in names and not isinstance(
             model.get_layer(f"{self.name}_target_embedding"), PositionalEmbedding) else "transformer"
         if self.arch == "transformer":
-            self.max_target_len = model.get_layer(f"{self.name}_target_embedding").sequence_length
+            self.target_embedding = model.get_layer(f"{self.name}_target_embedding")
+            self.max_target_len = self.target_embedding.sequence_length
+            self.blocks = []
+            while f"{self.name}_decoder{len(self.blocks) + 1}_self_attention" in names:
+                p = f"{self.name}_decoder{len(self.blocks) + 1}"
+                self.blocks.append({key: model.get_layer(f"{p}_{key}") for key in (
+                    "self_attention", "add1", "norm1", "cross_attention", "add2", "norm2", "ff1", "ff2", "add3",
+                    "norm3")})
+            # models built before the source padding mask existed attend to the padding: keep their logits
+            self.source_masked = f"{self.name}_source_mask" in names
+            last = f"{self.name}_encoder{len(self.blocks)}_norm2"  # the builder's last encoder layer
+            self.encoder = keras.Model(model.inputs[0], model.get_layer(last).output, name=f"{self.name}_encoder")
+            self.logits = model.get_layer(f"{self.name}_logits")
             return
         n = self.name
         self.decoders = [layer for layer in model.layers
@@ -52,8 +64,8 @@ class Seq2SeqDecoder:
         self.parts = parts
 
     def encode(self, source):
-        if self.arch == "transformer":
-            return {"source": source}
+        if self.arch == "transformer":  # encoded once, not at every step
+            return {"source": source, "keys": self.encoder(source, training=False)}
         outputs = self.encoder(source, training=False)
         outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
         memory = {"mask": tf.not_equal(source, 0)}
@@ -68,13 +80,26 @@ class Seq2SeqDecoder:
             return ()
         return memory["states"]
 
+    def _transformer_step(self, prefix, memory):
+        """Logits [N, V] for the token after ``prefix`` [N, t + 1], by the model's own decoder layers.
+
+        The same computation as the whole model's last position (the causal mask makes it depend on the
+        prefix only; dropout is off at inference), without re-encoding the source at every step and
+        with the output layer on the last position alone.
+        """
+        y = self.target_embedding(prefix)
+        for block in self.blocks:
+            a = block["self_attention"](y, y, use_causal_mask=True, training=False)
+            y = block["norm1"](block["add1"]([y, a]))
+            c = block["cross_attention"](y, memory["keys"], training=False, value_mask=(
+                tf.not_equal(memory["source"], 0) if self.source_masked else None))
+            y = block["norm2"](block["add2"]([y, c]))
+            y = block["norm3"](block["add3"]([y, block["ff2"](block["ff1"](y))]))
+        return self.logits(y[:, -1, :])
+
     def step(self, tokens, t, cache, memory):
         if self.arch == "transformer":
-            # the causal mask makes step t depend on tokens[:, :t + 1] only: feed just that prefix, not the
-            # whole buffer (same logits; decoding a short sentence no longer costs as much as the longest)
-            logits = self.model([memory["source"], tokens[:, :t + 1]], training=False)
-            batch = tf.shape(tokens)[0]
-            return logits[:, -1, :], cache, tf.zeros([batch, tf.shape(memory["source"])[1]])
+            return self._transformer_step(tokens[:, :t + 1], memory), cache, tf.zeros(tf.shape(memory["source"]))
         token = tokens[:, t]
         x = tf.gather(self.embedding.embeddings, token)  # (the layer would attach a mask)
         new_cache = []

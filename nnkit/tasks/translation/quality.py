@@ -48,8 +48,12 @@ def _md(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def example_tables(train_pairs, sources, refs, hyps, n: int) -> list[tuple[str, str]]:
-    """(title, markdown) tables: best and worst test translations by sentence chrF, and names/numbers."""
+def example_tables(train_pairs, sources, refs, hyps, n: int, model_inputs=None) -> list[tuple[str, str]]:
+    """(title, markdown) tables: best and worst test translations by sentence chrF, and names/numbers.
+
+    ``model_inputs``: the sources as the model reads them (names/numbers as
+    placeholders), shown beside the names/numbers when they differ.
+    """
     import sacrebleu
 
     if not n or not sources:
@@ -68,7 +72,10 @@ def example_tables(train_pairs, sources, refs, hyps, n: int) -> list[tuple[str, 
     keep = [(i, to_keep(sources[i], refs[i], known)) for i in range(len(sources))]
     keep = [(i, k) for i, k in keep if k][:n]
     if keep:
-        lines = [f"| {_md(sources[i])} | {_md(refs[i])} | {_md(hyps[i])} | {', '.join(k)} |" for i, k in keep]
-        tables.append(("Names and numbers (test sources holding tokens to keep)",
-                       "| source | reference | model | to keep |\n|---|---|---|---|\n" + "\n".join(lines)))
+        masked = model_inputs is not None and list(model_inputs) != list(sources)
+        lines = [f"| {_md(sources[i])} | {_md(model_inputs[i]) + ' | ' if masked else ''}{_md(refs[i])} | "
+                 f"{_md(hyps[i])} | {', '.join(k)} |" for i, k in keep]
+        header = ("| source | model input | reference | model | to keep |\n|---|---|---|---|---|\n" if masked else
+                  "| source | reference | model | to keep |\n|---|---|---|---|\n")
+        tables.append(("Names and numbers (test sources holding tokens to keep)", header + "\n".join(lines)))
     return tables

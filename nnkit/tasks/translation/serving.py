@@ -21,11 +21,14 @@ class Seq2SeqTranslator(tf.Module):
 
     def __init__(self, model, source_vocab, target_vocab, *, tokenize: str = "char", lowercase: bool = False,
                  punctuation_spacing: bool = True, max_source_len: int = 256, max_decode_len: int = 128,
-                 beam_width: int = 1, length_penalty: float = 0.6, tokenizer=None, name: str = "translator"):
+                 beam_width: int = 1, length_penalty: float = 0.6, tokenizer=None, placeholders=None,
+                 name: str = "translator"):
         super().__init__(name=name)
         # a tokenizer module (``tokenize(text) -> ragged tokens``, ``detokenize(tokens) -> text``; the subword
         # one of nnkit.datasets.subwords) replaces the built-in word/char tokens; ids and decoding stay the same
         self.tokenizer = tokenizer
+        # names and numbers masked as ⦅k⦆ before tokenisation and restored after decoding (translation.placeholders)
+        self.placeholders = placeholders
         if tokenizer is None:
             check_choice("tokenize", tokenize, TOKENIZATIONS)
         check_positive("beam_width", beam_width)
@@ -83,14 +86,22 @@ class Seq2SeqTranslator(tf.Module):
             return greedy_search(self._decoder, source_ids, self.max_decode_len)[0]
         return beam_search(self._decoder, source_ids, self.max_decode_len, width, self.length_penalty)
 
+    def translate_text(self, text, beam_width: int | None = None):
+        """Strings [N] -> translations [N]: mask names/numbers, encode, decode, detokenise, restore."""
+        if self.placeholders is None:
+            return self.ids_to_text(self.decode_ids(self.source_ids(text), beam_width))
+        masked, spans = self.placeholders.mask(text)
+        return self.placeholders.restore(self.ids_to_text(self.decode_ids(self.source_ids(masked), beam_width)), spans)
+
     def _translate(self, text):
-        return {"translation": self.ids_to_text(self.decode_ids(self.source_ids(text)))}
+        return {"translation": self.translate_text(text)}
 
     def attention(self, text):
         """(source tokens, output tokens, weights [N, T, S]) of greedy decoding, for heatmaps."""
-        ids = self.source_ids(tf.constant(text))
-        out, weights = self._greedy_with_attention(ids)
-        src_tokens = [[t.decode("utf-8") for t in row] for row in
-                      self.tokens(tf.constant(text)).to_list()]
+        text = tf.constant(text)
+        if self.placeholders is not None:
+            text = self.placeholders.mask(text)[0]
+        out, weights = self._greedy_with_attention(self.source_ids(text))
+        src_tokens = [[t.decode("utf-8") for t in row] for row in self.tokens(text).to_list()]
         out_tokens = [[t.decode("utf-8") for t in row] for row in self.target_words(until_end(out)).to_list()]
         return src_tokens, out_tokens, weights.numpy()

@@ -95,11 +95,30 @@ def make_translator(model, state: dict, beam_width: int | None = None):
     from nnkit.tasks.translation.tokens import text_tokenizer
 
     return Seq2SeqTranslator(model, state["source_vocab"], state["target_vocab"], tokenize=state["tokenize"],
-                             tokenizer=text_tokenizer(state),
+                             tokenizer=text_tokenizer(state), placeholders=placeholders_of(state),
                              lowercase=state["lowercase"], punctuation_spacing=state["punctuation_spacing"],
                              max_source_len=state["max_source_len"], max_decode_len=state["max_decode_len"],
                              beam_width=state["beam_width"] if beam_width is None else beam_width,
                              length_penalty=state["length_penalty"])
+
+
+def placeholders_of(state: dict):
+    """The run's name/number placeholders (a tf.Module), or None when it has none."""
+    if state.get("translate_words") is None:
+        return None
+    from nnkit.tasks.translation.placeholders import Placeholders
+
+    return Placeholders(state["translate_words"])
+
+
+def masked_sources(texts: list[str], state: dict) -> list[str]:
+    """Sources as the model reads them: names/numbers as placeholders when the run has them."""
+    placeholders = placeholders_of(state)
+    if placeholders is None or not texts:
+        return list(texts)
+    import tensorflow as tf
+
+    return [t.decode("utf-8") for t in placeholders.mask(tf.constant(texts))[0].numpy()]
 
 
 def translate_all(translator, sources: list[str], batch_size: int = 256, beam_width: int | None = None):
@@ -111,7 +130,7 @@ def translate_all(translator, sources: list[str], batch_size: int = 256, beam_wi
         if beam_width is None:
             result = translator.translate(text)["translation"]
         else:
-            result = translator.ids_to_text(translator.decode_ids(translator.source_ids(text), beam_width))
+            result = translator.translate_text(text, beam_width)
         out += [t.decode("utf-8") for t in result.numpy()]
     return out
 
@@ -144,6 +163,9 @@ class TranslationTask(Task):
             "tokenize": Field("auto", "tokens: subword (SentencePiece), word, char, or auto (subword for --data; "
                                       "bundled corpus: char for de/it/ja number words, else word)",
                               choices=("auto", "subword", "word", "char")),
+            "placeholders": Field(True, "subword tokens: numbers and the capitalised words a translator keeps "
+                                        "(unseen in training, or copied there) become placeholders ⦅0⦆, ⦅1⦆... "
+                                        "in the source, restored from it in the output (in the SavedModel too)"),
             "copy_augment": Field(1, "subword tokens: per training pair with a name or number on both sides, add "
                                      "this many copies with them replaced by invented names / random numbers, so "
                                      "the model learns to copy them (0 = off)", min=0),
@@ -157,6 +179,11 @@ class TranslationTask(Task):
         },
         "model": {
             **declared(SEQ2SEQ_OPTIONS),
+        },
+        "train": {
+            "label_smoothing": Field(0.0, "spread this share of each target token's probability over the whole "
+                                          "vocabulary in the loss (0 = off; 0.1 is usual for translation)",
+                                     min=0.0, max=0.5, type=float),
         },
         "eval": {
             "beam_width": Field(1, "decoding beam width (1 = greedy); also the SavedModel's", min=1),
@@ -202,11 +229,22 @@ class TranslationTask(Task):
         except ValueError as exc:
             raise DataError(f"{source_name}: {exc}") from None
         state = {"tokenize": mode, "lowercase": lower, "punctuation_spacing": punct, "normalize": data["normalize"]}
+        model_train, model_val = train, val  # the pairs as the model reads them; train/val/test stay text
+        if mode == "subword" and data["placeholders"]:  # names/numbers -> ⦅k⦆ (test sources: in the graph)
+            from nnkit.tasks.translation.placeholders import mask_pairs, words_to_translate
+
+            state["translate_words"] = words_to_translate(train)
+            placeholders = placeholders_of(state)
+            model_train, model_val = mask_pairs(placeholders, train), mask_pairs(placeholders, val)
+            info["placeholder share of training sources"] = round(
+                sum("⦅" in s for s, _ in model_train) / max(1, len(model_train)), 3)
         if mode == "subword":  # one joint vocabulary, learned on the training part only
             from nnkit.datasets.subwords import encode_model, learn_subwords
+            from nnkit.tasks.translation.placeholders import SYMBOLS
 
-            state["subword_model"] = encode_model(learn_subwords([s for s, _ in train] + [t for _, t in train],
-                                                                 data["subword_vocab"]))
+            state["subword_model"] = encode_model(learn_subwords(
+                [s for s, _ in model_train] + [t for _, t in model_train], data["subword_vocab"],
+                symbols=SYMBOLS if "translate_words" in state else ()))
         tokenizer = text_tokenizer(state)
 
         def tokens(texts):
@@ -215,25 +253,27 @@ class TranslationTask(Task):
             return [[t.decode("utf-8") for t in row] for row in tokenize_texts(texts, state, tokenizer).to_list()]
 
         if data["max_length"]:
-            def short(part):
-                lengths = zip(tokens([s for s, _ in part]), tokens([t for _, t in part]))
-                return [p for p, (a, b) in zip(part, lengths) if max(len(a), len(b)) <= data["max_length"]]
+            def short(part, view):  # measured on the model's view, applied to both
+                lengths = zip(tokens([s for s, _ in view]), tokens([t for _, t in view]))
+                keep = [max(len(a), len(b)) <= data["max_length"] for a, b in lengths]
+                return [p for p, k in zip(part, keep) if k], [p for p, k in zip(view, keep) if k]
 
             before = len(train) + len(val) + len(test)
-            train, val, test = short(train), short(val), short(test)
+            (train, model_train), (val, model_val) = short(train, model_train), short(val, model_val)
+            test = short(test, test)[0]
             info["dropped_by_length"] = before - len(train) - len(val) - len(test)
             if not train or not test:
                 raise DataError(f"{source_name}: no pairs left in the training or test part with at most "
                                 f"{data['max_length']} tokens a side; raise data.max_length")
         copy_pairs = []
-        if mode == "subword" and data["copy_augment"]:  # teach copying: pieces spell any name or number
+        if mode == "subword" and data["copy_augment"] and "translate_words" not in state:  # teach copying
             from nnkit.datasets.names_numbers import substitute, target_words
 
             known = target_words(t for _, t in train)
             for k in range(data["copy_augment"]):
                 copy_pairs += substitute(train, seed * 1000 + k, avoid=known)
             info["copy-augmentation pairs (training)"] = len(copy_pairs)
-        tr_src, tr_tgt = tokens([s for s, _ in train]), tokens([t for _, t in train])
+        tr_src, tr_tgt = tokens([s for s, _ in model_train]), tokens([t for _, t in model_train])
         if mode == "subword":
             from nnkit.datasets.subwords import decode_model, pieces
             from nnkit.tasks.translation.tokens import SPECIAL_TOKENS
@@ -256,8 +296,9 @@ class TranslationTask(Task):
                    "test": len(test), "tokenization": mode, "source vocabulary": len(source_vocab) + 2,
                    "target vocabulary": len(target_vocab) + 2, "longest source (tokens)": max_src - 1,
                    "longest target (tokens)": max_tgt - 1, **info,
-                   **unknown_rates(tokens([s for s, _ in test]), source_vocab, mode)}
-        return Prepared(train=train, val=val, test=test, state=state, summary=summary, extra={"copy_pairs": copy_pairs},
+                   **unknown_rates(tokens(masked_sources([s for s, _ in test], state)), source_vocab, mode)}
+        extra = {"copy_pairs": copy_pairs, "model_train": model_train, "model_val": model_val}
+        return Prepared(train=train, val=val, test=test, state=state, summary=summary, extra=extra,
                         fingerprint=fingerprint(source_name, mode, *[f"{s}\t{t}" for s, t in pairs[:50000]]))
 
     # -- ids ----------------------------------------------------------------------------
@@ -278,7 +319,8 @@ class TranslationTask(Task):
         t_out = tf.concat([tgt, tf.fill([n, 1], END_ID)], axis=1).to_tensor(0).numpy()
         return src_ids, t_in, t_out
 
-    def _dataset(self, pairs, state, batch_size, shuffle, seed):
+    def _dataset(self, pairs, state, batch_size, shuffle, seed, one_hot: bool = False):
+        """Batches ((source, target_in), target_out, mask); targets one-hot for label smoothing."""
         import tensorflow as tf
 
         src, t_in, t_out = self._arrays(pairs, state)
@@ -290,15 +332,20 @@ class TranslationTask(Task):
             s_len = tf.reduce_max(tf.reduce_sum(tf.cast(s != 0, tf.int32), axis=1))
             t_len = tf.reduce_max(tf.reduce_sum(tf.cast(to != 0, tf.int32), axis=1))
             to = to[:, :t_len]
-            return (s[:, :s_len], ti[:, :t_len]), to, tf.cast(to != 0, tf.float32)
+            mask = tf.cast(to != 0, tf.float32)
+            if one_hot:  # the Keras loss that smooths labels takes one-hot targets
+                to = tf.one_hot(to, len(state["target_vocab"]) + 2)
+            return (s[:, :s_len], ti[:, :t_len]), to, mask
 
         return ds.batch(batch_size).map(trim).prefetch(tf.data.AUTOTUNE)
 
     def datasets(self, cfg: dict, prepared: Prepared, batch_size: int):
-        seed = cfg["train"]["seed"]
-        train = self._dataset(prepared.train + prepared.extra.get("copy_pairs", []), prepared.state, batch_size,
-                              True, seed)
-        val = self._dataset(prepared.val, prepared.state, batch_size, False, seed) if prepared.val else None
+        seed, smooth = cfg["train"]["seed"], cfg["train"]["label_smoothing"] > 0
+        extra = prepared.extra  # the model reads the pairs with placeholders when the run has them
+        train = self._dataset(extra.get("model_train", prepared.train) + extra.get("copy_pairs", []), prepared.state,
+                              batch_size, True, seed, smooth)
+        val = (self._dataset(extra.get("model_val", prepared.val), prepared.state, batch_size, False, seed, smooth)
+               if prepared.val else None)
         return train, val
 
     # -- model --------------------------------------------------------------------------
@@ -313,6 +360,10 @@ class TranslationTask(Task):
     def compile_kwargs(self, cfg: dict, prepared: Prepared) -> dict:
         import keras
 
+        smoothing = cfg["train"]["label_smoothing"]
+        if smoothing > 0:
+            return {"loss": keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=smoothing),
+                    "weighted_metrics": [keras.metrics.CategoricalAccuracy(name="token_accuracy")]}
         return {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                 "weighted_metrics": [keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")]}
 
@@ -400,11 +451,12 @@ class TranslationTask(Task):
             tables.append((f"Test mistakes ({sum(h != c for h, c in zip(hyps, canonical))} in all; longest first)",
                            "| source | reference | model |\n|---|---|---|\n" +
                            "\n".join(f"| {_md(sources[i])} | {_md(refs[i])} | {_md(hyps[i])} |" for i in wrong)))
-        tables += example_tables(prepared.train, sources, refs, hyps, n_show)
+        tables += example_tables(prepared.train, sources, refs, hyps, n_show, masked_sources(sources, state))
         if probe_pairs and n_show:
-            tables.append(("Names/numbers probe (invented names, random numbers)",
-                           "| source | model |\n|---|---|\n" + "\n".join(
-                               f"| {_md(s)} | {_md(h)} |" for s, h in list(zip(probe_src, probe_hyps))[:n_show])))
+            probe_in = masked_sources(probe_src[:n_show], state)
+            tables.append(("Names/numbers probe (invented names, random numbers; model input: with placeholders)",
+                           "| source | model input | model |\n|---|---|---|\n" + "\n".join(
+                               f"| {_md(s)} | {_md(m)} | {_md(h)} |" for s, m, h in zip(probe_src, probe_in, probe_hyps))))
         return Evaluation(
             primary="exact_match", higher_is_better=True, model=model_scores,
             baselines={"copy_source": copy_scores, "word_dictionary": dict_scores}, verdict=verdict, tables=tables,
@@ -432,8 +484,8 @@ class TranslationTask(Task):
     def serving(self, model, state: dict, cfg: dict):
         translator = make_translator(model, state)
         examples = state.get("examples") or ["twenty-one"]
-        if state["tokenize"] == "subword":  # the fresh-process check also sees a name, digits and unseen bytes
-            examples = list(examples) + ["Zoë paid 1,250 € for 3 tickets to Kyoto 🙂"]
+        if state["tokenize"] == "subword":  # the fresh-process check also sees names, digits and unseen bytes
+            examples = list(examples) + ["Zoë paid 1,250 € for 3 tickets to Kyoto 🙂", "Maria bought 25 apples."]
         return translator, {"translate": {"text": np.array(examples)}}
 
     def predict(self, ctx, inputs: list, options: dict) -> None:
