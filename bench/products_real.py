@@ -145,7 +145,7 @@ def nnkit_settings(preset: str) -> dict:
             sections.setdefault(section, {}).update(values)
     schema = EmbeddingTask.schema["model"]
     model = {k: sections["model"].get(k, schema[k].default) for k in
-             ("context", "window", "shrink_window", "negatives", "noise_power", "subsample")}
+             ("context", "window", "shrink_window", "negatives", "shared_negatives", "noise_power", "subsample")}
     if model["window"] == "auto":
         model["window"] = EmbeddingTask.window_candidates[0]
     return {**model, **{k: sections["train"][k] for k in ("epochs", "batch_size", "learning_rate", "schedule")}}

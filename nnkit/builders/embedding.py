@@ -14,14 +14,15 @@ ITEM2VEC_OPTIONS = {  # declared once (see nnkit.builders.rnn.RNN_OPTIONS); num_
 }
 
 
-def build_item2vec(vocab_size: int, *, dim: int = 64, num_negatives: int = 5, num_categories: int = 0,
-                   name: str = "item2vec") -> keras.Model:
+def build_item2vec(vocab_size: int, *, dim: int = 64, num_negatives: int = 5, shared_negatives: int = 0,
+                   noise=None, num_categories: int = 0, name: str = "item2vec") -> keras.Model:
     """Skip-gram with negative sampling over item ids, optionally with a category head.
 
     Inputs (a list, in this order):
         ``target``: int32 ``(batch,)`` item rows;
         ``contexts``: int32 ``(batch, 1 + num_negatives)``: column 0 is the true
-        context item, the others are sampled negatives.
+        context item, the others are sampled negatives; with
+        ``shared_negatives > 0``, ``(batch, 1)``: the true context only.
 
     Outputs (a dict):
         ``skipgram``: ``(batch, 1 + num_negatives)`` logits of the dot products
@@ -39,17 +40,39 @@ def build_item2vec(vocab_size: int, *, dim: int = 64, num_negatives: int = 5, nu
     check_positive("dim", dim)
     check_positive("num_negatives", num_negatives)
     check_positive("num_categories", num_categories, allow_zero=True)
-    from nnkit.layers.embedding import ContextScores, SparseEmbedding  # registered with Keras on import
+    check_positive("shared_negatives", shared_negatives, allow_zero=True)
+    # registered with Keras on import
+    from nnkit.layers.embedding import ContextScores, SharedNegativeContexts, SparseEmbedding
+
     target = keras.Input(shape=(), dtype="int32", name="target")
-    contexts = keras.Input(shape=(1 + num_negatives,), dtype="int32", name="contexts")
+    contexts = keras.Input(shape=(1 if shared_negatives else 1 + num_negatives,), dtype="int32", name="contexts")
     scale = 0.5 / dim  # word2vec's initialisation: small uniform targets, zero contexts
     target_vectors = SparseEmbedding(
         vocab_size, dim, embeddings_initializer=keras.initializers.RandomUniform(-scale, scale),
         name=f"{name}_target")(target)
-    context_vectors = SparseEmbedding(vocab_size, dim, embeddings_initializer="zeros",
-                                   name=f"{name}_context")(contexts)
-    logits = ContextScores(name=f"{name}_dot")([target_vectors, context_vectors])
+    if shared_negatives:
+        table = SharedNegativeContexts(vocab_size, dim, negatives=num_negatives,
+                                       pairs_per_negative=shared_negatives, embeddings_initializer="zeros",
+                                       name=f"{name}_context")
+        logits = table([target_vectors, contexts])
+        table.noise_cdf.assign(_cumulative(noise, vocab_size))
+    else:
+        context_vectors = SparseEmbedding(vocab_size, dim, embeddings_initializer="zeros",
+                                          name=f"{name}_context")(contexts)
+        logits = ContextScores(name=f"{name}_dot")([target_vectors, context_vectors])
     outputs = {"skipgram": logits}
     if num_categories:
         outputs["category"] = keras.layers.Dense(num_categories, name=f"{name}_category")(target_vectors)
     return keras.Model([target, contexts], outputs, name=name)
+
+
+def _cumulative(noise, vocab_size: int):
+    """Cumulative probabilities (float64, last 1.0) of ``noise`` (non-negative weights; None: uniform)."""
+    import numpy as np
+
+    weights = np.ones(vocab_size) if noise is None else np.asarray(noise, np.float64)
+    if weights.shape != (vocab_size,) or not np.all(np.isfinite(weights)) or weights.min() < 0 or weights.sum() <= 0:
+        raise ValueError(f"`noise` must be {vocab_size} non-negative weights, not all zero. "
+                         f"Received: shape {weights.shape}")
+    cdf = np.cumsum(weights)
+    return cdf / cdf[-1]

@@ -341,7 +341,8 @@ def skipgram_dataset(data: SessionData, *, window: int = 3, negatives: int = 5, 
     One element per batch of ``centers_per_batch`` centre positions (a fresh
     permutation every epoch); each centre gives up to ``2 * window`` pairs, so
     batches vary in size. ``contexts[:, 0]`` is the true context, the other
-    columns negatives drawn from unigram^``power``. ``shrink`` draws each
+    columns negatives drawn from unigram^``power`` (``negatives=0``: the
+    true context only, for a model that draws shared negatives itself). ``shrink`` draws each
     centre's window uniformly in 1..window (word2vec). ``sample`` drops
     frequent items per occurrence (0 = off). ``category_labels`` (int per
     item, -1 unknown) adds the target's category as a second label.
@@ -410,10 +411,13 @@ def skipgram_dataset(data: SessionData, *, window: int = 3, negatives: int = 5, 
         target = tf.boolean_mask(tf.broadcast_to(target[:, None], tf.shape(pos)), mask)
         context = tf.boolean_mask(context, mask)
         m = tf.shape(target)[0]
-        draws = tf.random.stateless_uniform([1, m * negatives], seed_c, dtype=tf.float64)
-        noise = tf.searchsorted(cdf_t[None, :], draws, side="right", out_type=tf.int32)
-        noise = tf.reshape(tf.minimum(noise, vocab - 1), [m, negatives])
-        x = (target, tf.concat([context[:, None], noise], axis=1))
+        if negatives:
+            draws = tf.random.stateless_uniform([1, m * negatives], seed_c, dtype=tf.float64)
+            noise = tf.searchsorted(cdf_t[None, :], draws, side="right", out_type=tf.int32)
+            noise = tf.reshape(tf.minimum(noise, vocab - 1), [m, negatives])
+            x = (target, tf.concat([context[:, None], noise], axis=1))
+        else:  # the model draws its own (shared) negatives
+            x = (target, context[:, None])
         if not labels:
             return x
         y = {"skipgram": tf.tile(label_row, [m, 1])}

@@ -43,3 +43,95 @@ class ContextScores(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape[1][:2]
+
+
+@keras.saving.register_keras_serializable(package="nnkit")
+class SharedNegativeContexts(SparseEmbedding):
+    """The context table, scoring each target against its true context and negatives shared by the batch.
+
+    ``[target_vectors (b, d), contexts (b, 1)] -> (b, 1 + s)`` logits:
+    column 0 is ``target · context``, the others ``target · negative`` for
+    ``s = ceil(b * negatives / pairs_per_negative)`` items drawn once per call
+    from the noise distribution (``noise_cdf``, a non-trainable weight the
+    builder sets) and shared by every row, as ``tf.nn.sampled_softmax_loss``
+    shares its samples. Per pair this reads and updates about one context row
+    instead of word2vec's 1 + negatives, and the scores against the negatives
+    are one matrix product; :class:`SharedNegativesLoss` weighs them back to
+    ``negatives`` per pair. Each drawn row is updated by about
+    ``pairs_per_negative`` pairs at once: the bound keeps a rare item's lumped
+    update from overshooting (a few hundred diverged with plain SGD at rate 0.5).
+    """
+
+    def __init__(self, input_dim, output_dim, negatives: int = 5, pairs_per_negative: int = 64, seed=None,
+                 **kwargs):
+        super().__init__(input_dim, output_dim, **kwargs)
+        self.negatives = int(negatives)
+        self.pairs_per_negative = int(pairs_per_negative)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def build(self, input_shape=None):
+        super().build()
+        # float64: a million items' cumulative probabilities stay distinct
+        self.noise_cdf = self.add_weight(shape=(self.input_dim,), dtype="float64", trainable=False,
+                                         name="noise_cdf", initializer=_UniformCdf())
+
+    def call(self, inputs):
+        targets, contexts = inputs
+        positives = super().call(keras.ops.reshape(contexts, (-1,)))
+        pairs = keras.ops.shape(targets)[0]
+        samples = keras.ops.maximum(1, -(-pairs * self.negatives // self.pairs_per_negative))
+        draws = keras.random.uniform((samples,), dtype="float64", seed=self.seed_generator)
+        noise = keras.ops.searchsorted(self.noise_cdf, draws, side="right")
+        negatives = super().call(keras.ops.minimum(noise, self.input_dim - 1))
+        scores = keras.ops.sum(targets * positives, axis=-1, keepdims=True)
+        return keras.ops.concatenate([scores, keras.ops.matmul(targets, keras.ops.transpose(negatives))], axis=1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0][0], None)
+
+    def compute_output_spec(self, inputs):
+        return keras.KerasTensor(self.compute_output_shape([inputs[0].shape]), dtype=self.compute_dtype)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def get_config(self):
+        return {**super().get_config(), "negatives": self.negatives,
+                "pairs_per_negative": self.pairs_per_negative, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="nnkit")
+class _UniformCdf(keras.initializers.Initializer):
+    """A uniform noise distribution's cumulative probabilities (until the builder sets the real one)."""
+
+    def __call__(self, shape, dtype=None):
+        return keras.ops.cast(keras.ops.arange(1, shape[0] + 1) / shape[0], dtype or "float64")
+
+
+@keras.saving.register_keras_serializable(package="nnkit")
+class SharedNegativesLoss(keras.losses.Loss):
+    """Skip-gram loss on :class:`SharedNegativeContexts` scores, per pair as word2vec's with ``negatives``.
+
+    ``(-log σ(positive) - negatives / samples · Σ log σ(-negative)) / (1 + negatives)``:
+    the shared draws weigh as ``negatives`` per-pair draws would in
+    expectation, and dividing by ``1 + negatives`` matches Keras's binary
+    cross-entropy (a mean over its columns), so ``train.learning_rate`` means
+    the same with shared and with per-pair negatives. ``y_true`` is the
+    positive column's label (1).
+    """
+
+    def __init__(self, negatives: int = 5, reduction="sum", name="shared_negatives_loss", **kwargs):
+        super().__init__(reduction=reduction, name=name, **kwargs)
+        self.negatives = int(negatives)
+
+    def call(self, y_true, y_pred):
+        positive, negative = y_pred[:, :1], y_pred[:, 1:]
+        weight = self.negatives / keras.ops.cast(keras.ops.shape(negative)[1], y_pred.dtype)
+        y_true = keras.ops.reshape(keras.ops.cast(y_true, y_pred.dtype), (-1, 1))
+        loss = keras.ops.sum(keras.ops.binary_crossentropy(y_true, positive, from_logits=True), axis=-1)
+        loss += weight * keras.ops.sum(keras.ops.softplus(negative), axis=-1)
+        return loss / (1 + self.negatives)
+
+    def get_config(self):
+        return {**super().get_config(), "negatives": self.negatives}

@@ -76,6 +76,10 @@ class EmbeddingTask(Task):
                                        "from anywhere in its session (order ignored)",
                              choices=("window", "session")),
             "negatives": Field(5, "negative samples per positive pair", min=1),
+            "shared_negatives": Field(0, "> 0: negatives are drawn once per batch and shared by all its pairs, "
+                                         "each draw serving about this many pairs, weighed as `negatives` per "
+                                         "pair (fewer rows to read and update); 0: word2vec's own draws for "
+                                         "every pair", min=0),
             "noise_power": Field(0.75, "negatives from the unigram distribution raised to this power "
                                        "(negative: rare items are drawn more often)", min=-1.0, max=1.0),
             "subsample": Field(1e-3, "word2vec frequent-item subsampling threshold (0 = off)", min=0.0),
@@ -232,15 +236,22 @@ class EmbeddingTask(Task):
     def build_model(self, cfg: dict, prepared: Prepared):
         from nnkit.builders.embedding import build_item2vec
 
-        # num_negatives is the sampler's setting too (model.negatives): passed by the task
-        return build_from_config(build_item2vec, ITEM2VEC_OPTIONS, cfg["model"], prepared.train.vocab_size,
-                                 num_negatives=cfg["model"]["negatives"],
+        # the sampler's settings (model.negatives, shared_negatives, noise_power) are passed by the task
+        m = cfg["model"]
+        return build_from_config(build_item2vec, ITEM2VEC_OPTIONS, m, prepared.train.vocab_size,
+                                 num_negatives=m["negatives"], shared_negatives=m["shared_negatives"],
+                                 noise=np.asarray(prepared.train.counts, np.float64) ** m["noise_power"],
                                  num_categories=self._category_head(cfg, prepared))
 
     def compile_kwargs(self, cfg: dict, prepared: Prepared) -> dict:
         import keras
 
-        loss = {"skipgram": keras.losses.BinaryCrossentropy(from_logits=True, reduction="sum")}
+        from nnkit.layers.embedding import SharedNegativesLoss
+
+        if cfg["model"]["shared_negatives"]:
+            loss = {"skipgram": SharedNegativesLoss(cfg["model"]["negatives"], reduction="sum")}
+        else:
+            loss = {"skipgram": keras.losses.BinaryCrossentropy(from_logits=True, reduction="sum")}
         weights = {"skipgram": 1.0}
         if self._category_head(cfg, prepared):
             # a mean over the batch: the head's dense kernel sees every pair of the batch, so a
@@ -254,7 +265,9 @@ class EmbeddingTask(Task):
 
         m = self.settings(cfg, prepared)
         cats = prepared.extra["train_categories"] if self._category_head(cfg, prepared) else None
-        train = skipgram_dataset(prepared.train, window=m["window"], negatives=m["negatives"],
+        # shared negatives are drawn in the model: the pipeline gives the true contexts only
+        negatives = 0 if m["shared_negatives"] else m["negatives"]
+        train = skipgram_dataset(prepared.train, window=m["window"], negatives=negatives,
                                  centers_per_batch=batch_size, power=m["noise_power"], sample=m["subsample"],
                                  shrink=m["shrink_window"], seed=cfg["train"]["seed"], category_labels=cats,
                                  context=m["context"])
@@ -285,9 +298,10 @@ class EmbeddingTask(Task):
                 "chosen": how, "scores": scores}
 
     def custom_objects(self) -> dict:
-        from nnkit.layers.embedding import ContextScores, SparseEmbedding
+        from nnkit.layers import embedding
 
-        return {"SparseEmbedding": SparseEmbedding, "ContextScores": ContextScores}
+        return {name: getattr(embedding, name) for name in
+                ("SparseEmbedding", "ContextScores", "SharedNegativeContexts", "SharedNegativesLoss")}
 
     # -- evaluation ---------------------------------------------------------------------------
     @staticmethod
