@@ -262,6 +262,60 @@ def test_context_scores_equal_keras_dot_in_values_and_gradients():
     assert keras.saving.get_registered_name(ContextScores) == "nnkit>ContextScores"
 
 
+def test_shared_negatives_score_true_contexts_and_draws_from_the_noise():
+    import keras
+    import tensorflow as tf
+
+    from nnkit.builders import build_item2vec
+    from nnkit.layers import SharedNegativeContexts
+
+    keras.utils.set_random_seed(0)
+    # 6 pairs x 2 negatives, each draw serving 4 pairs: ceil(6 * 2 / 4) = 3 shared negatives
+    model = build_item2vec(5, dim=5, num_negatives=2, shared_negatives=4, noise=[0, 0, 0, 1, 3], name="i2v")
+    table = model.get_layer("i2v_context")
+    assert isinstance(table, SharedNegativeContexts) and tuple(model.input_shape[1]) == (None, 1)
+    table.set_weights([np.eye(5, dtype="float32"), table.get_weights()[1]])  # row j = e_j: a score names its item
+    np.testing.assert_allclose(table.noise_cdf.numpy(), [0, 0, 0, 0.25, 1])
+    targets = np.arange(6) % 5
+    model.get_layer("i2v_target").set_weights([np.eye(5, dtype="float32") * 10])
+    contexts = np.array([[0], [1], [2], [3], [4], [0]], np.int32)
+    draws = []
+    for _ in range(40):
+        scores = model([targets.astype("int32"), contexts])["skipgram"].numpy()
+        assert scores.shape == (6, 4)
+        np.testing.assert_allclose(scores[:, 0], 10.0 * (targets == contexts[:, 0]))  # target . true context
+        # every row scores the same drawn items: column j is 10 where the target is that item
+        drawn = [int(np.flatnonzero(scores[:5, j])[0]) if scores[:5, j].any() else -1 for j in range(1, 4)]
+        draws += drawn
+    assert set(draws) <= {3, 4} and 0.6 < draws.count(4) / len(draws) < 0.9  # weights 1:3
+    # the context table's gradient stays sparse: the rows of the batch and its draws only
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(model([targets.astype("int32"), contexts])["skipgram"])
+    grad = tape.gradient(loss, table.embeddings)
+    assert isinstance(grad, tf.IndexedSlices) and grad.values.shape[0] == 6 + 3
+    with pytest.raises(ValueError, match="noise"):
+        build_item2vec(5, shared_negatives=4, noise=[1, 2])
+
+
+def test_shared_negatives_loss_weighs_draws_as_per_pair_negatives():
+    import keras
+
+    from nnkit.layers import SharedNegativesLoss
+
+    logits = np.array([[2.0, -1.0, 0.5, 3.0], [-0.5, 0.0, 1.0, -2.0]], np.float32)
+    loss = SharedNegativesLoss(negatives=2)  # 3 shared draws weigh as 2 negatives per pair
+    softplus = lambda x: np.log1p(np.exp(x))  # noqa: E731
+    per_pair = (softplus(-logits[:, 0]) + 2 / 3 * softplus(logits[:, 1:]).sum(axis=1)) / 3
+    np.testing.assert_allclose(float(loss(np.ones((2, 1)), logits)), per_pair.sum(), rtol=1e-5)
+    # with as many draws as negatives it is Keras's binary cross-entropy against [1, 0, 0] per pair
+    three = logits[:, :3]
+    bce = keras.losses.BinaryCrossentropy(from_logits=True, reduction="sum")
+    np.testing.assert_allclose(float(loss(np.ones((2, 1)), three)),
+                               float(bce(np.tile([[1.0, 0.0, 0.0]], (2, 1)), three)), rtol=1e-5)
+    clone = SharedNegativesLoss.from_config(loss.get_config())
+    assert clone.negatives == 2 and keras.saving.get_registered_name(SharedNegativesLoss) == "nnkit>SharedNegativesLoss"
+
+
 def test_metrics_helpers():
     from nnkit.tasks.embedding.baselines import category_metrics, majority, nearest, normalize
 

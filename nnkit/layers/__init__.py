@@ -1,7 +1,8 @@
 """Serializable layers Keras lacks. Importing this package registers them with Keras."""
 
 from nnkit.layers.activations import RandomizedLeakyReLU, StepActivation
-from nnkit.layers.embedding import SparseEmbedding
+from nnkit.layers.embedding import ContextScores, SharedNegativeContexts, SharedNegativesLoss, SparseEmbedding
 from nnkit.layers.positional import PaddingMask, PositionalEmbedding
 
-__all__ = ["PaddingMask", "PositionalEmbedding", "RandomizedLeakyReLU", "SparseEmbedding", "StepActivation"]
+__all__ = ["ContextScores", "PaddingMask", "PositionalEmbedding", "RandomizedLeakyReLU", "SharedNegativeContexts",
+           "SharedNegativesLoss", "SparseEmbedding", "StepActivation"]
