@@ -239,7 +239,7 @@ def test_run_on_sessions_without_categories_scores_next_items(tmp_path):
     assert set(metrics["model"]) == {"hit_rate_at_10", "mrr_at_10"}
     used = metrics["details"]["settings"]  # [with_data]; the window 'auto' with no budget: the first candidate
     assert {k: used[k] for k in ("init", "context", "window", "shrink_window")} == {
-        "init": "ppmi_svd", "context": "window", "window": 5, "shrink_window": False}
+        "init": "random", "context": "window", "window": 5, "shrink_window": False}
     assert "next-item retrieval" in run.report_file.read_text()
     meta = json.loads(run.meta_file.read_text())
     assert "selection" not in meta
@@ -256,9 +256,8 @@ def test_run_on_sessions_without_categories_scores_next_items(tmp_path):
 
 def test_ppmi_svd_init_starts_both_tables_from_the_factors(tmp_path):
     path = _retail_like(tmp_path)
-    user = _resolve(path, "model.window=3")
+    user = _resolve(path, "model.window=3", "model.init=ppmi_svd")
     task, cfg = user.task, user.cfg
-    assert cfg["model"]["init"] == "ppmi_svd"  # the recipe's [with_data]: users' sessions
     prepared = task.load(cfg)
     data = prepared.train
     target, context = B.ppmi_factors(data.tokens, data.offsets, data.vocab_size, 8, 3, seed=0)
@@ -272,13 +271,10 @@ def test_ppmi_svd_init_starts_both_tables_from_the_factors(tmp_path):
     model = task.build_model(cfg, prepared)  # before any training: exactly the factors
     np.testing.assert_array_equal(model.get_layer("item2vec_target").get_weights()[0], target)
     np.testing.assert_array_equal(model.get_layer("item2vec_context").get_weights()[0], context)
-    plain = _resolve(path, "model.window=3", "model.init=random")
+    plain = _resolve(path, "model.window=3")
+    assert plain.cfg["model"]["init"] == "random"  # the default, for users' sessions too
     model = plain.task.build_model(plain.cfg, plain.task.load(plain.cfg))
     assert not model.get_layer("item2vec_context").get_weights()[0].any()  # word2vec's zero contexts
-    from nnkit.pipeline import resolve
-
-    shop = resolve("products", overrides=["data.products=200", "data.categories=4", "data.sessions=300"])
-    assert shop.cfg["model"]["init"] == "random"  # the bundled shop keeps word2vec's start
 
 
 def test_postprocess_centres_removes_the_top_direction_and_choose_prefers_simpler_ties():
