@@ -238,8 +238,8 @@ def test_run_on_sessions_without_categories_scores_next_items(tmp_path):
     assert set(metrics["baselines"]) == {"random", "popularity", "cooccurrence", "ppmi_svd"}
     assert set(metrics["model"]) == {"hit_rate_at_10", "mrr_at_10"}
     used = metrics["details"]["settings"]  # [with_data]; the window 'auto' with no budget: the first candidate
-    assert {k: used[k] for k in ("context", "window", "shrink_window")} == {
-        "context": "window", "window": 5, "shrink_window": False}
+    assert {k: used[k] for k in ("init", "context", "window", "shrink_window")} == {
+        "init": "random", "context": "window", "window": 5, "shrink_window": False}
     assert "next-item retrieval" in run.report_file.read_text()
     meta = json.loads(run.meta_file.read_text())
     assert "selection" not in meta
@@ -252,6 +252,29 @@ def test_run_on_sessions_without_categories_scores_next_items(tmp_path):
 
         vectors = keras.saving.load_model(run.model_file).get_layer("item2vec_target").get_weights()[0]
         np.testing.assert_allclose(vectors.mean(axis=0), 0.0, atol=1e-5)
+
+
+def test_ppmi_svd_init_starts_both_tables_from_the_factors(tmp_path):
+    path = _retail_like(tmp_path)
+    user = _resolve(path, "model.window=3", "model.init=ppmi_svd")
+    task, cfg = user.task, user.cfg
+    prepared = task.load(cfg)
+    data = prepared.train
+    target, context = B.ppmi_factors(data.tokens, data.offsets, data.vocab_size, 8, 3, seed=0)
+    assert target.shape == context.shape == (data.vocab_size, 8) and target.dtype == np.float32
+    np.testing.assert_array_equal(target, B.ppmi_svd(data.tokens, data.offsets, data.vocab_size, 8, 3, seed=0))
+    # target . context fits the PPMI matrix: items of one kind of basket (A* or B*) co-occur, across kinds never
+    fit = target @ context.T
+    kind = np.array([str(i)[0] for i in data.item_ids])
+    same = kind[:, None] == kind[None, :]
+    assert fit[same].mean() > 0.2 > abs(fit[~same].mean())
+    model = task.build_model(cfg, prepared)  # before any training: exactly the factors
+    np.testing.assert_array_equal(model.get_layer("item2vec_target").get_weights()[0], target)
+    np.testing.assert_array_equal(model.get_layer("item2vec_context").get_weights()[0], context)
+    plain = _resolve(path, "model.window=3")
+    assert plain.cfg["model"]["init"] == "random"  # the default, for users' sessions too
+    model = plain.task.build_model(plain.cfg, plain.task.load(plain.cfg))
+    assert not model.get_layer("item2vec_context").get_weights()[0].any()  # word2vec's zero contexts
 
 
 def test_postprocess_centres_removes_the_top_direction_and_choose_prefers_simpler_ties():

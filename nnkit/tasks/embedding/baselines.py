@@ -98,6 +98,17 @@ def ppmi_svd(tokens, offsets, vocab_size: int, dim: int, window: int, seed: int 
     Co-occurrence within ``window`` positions, or (``context="session"``)
     anywhere in the same session, each session counting once per pair.
     """
+    return ppmi_factors(tokens, offsets, vocab_size, dim, window, seed, cds, context)[0]
+
+
+def ppmi_factors(tokens, offsets, vocab_size: int, dim: int, window: int, seed: int = 0,
+                 cds: float = 0.75, context: str = "window") -> tuple[np.ndarray, np.ndarray]:
+    """Both factors of :func:`ppmi_svd`'s SVD: ``(U * sqrt(S), V * sqrt(S))``, float32, ``(vocab, dim)``.
+
+    Their dot products approximate the PPMI matrix, the quantity skip-gram's
+    target and context vectors fit (shifted by log k, Levy & Goldberg 2014):
+    the starting point of item2vec's ``model.init = "ppmi_svd"``.
+    """
     import scipy.sparse as sp
     from sklearn.decomposition import TruncatedSVD
 
@@ -127,10 +138,11 @@ def ppmi_svd(tokens, offsets, vocab_size: int, dim: int, window: int, seed: int 
     components = max(1, min(dim, vocab_size - 1))
     svd = TruncatedSVD(n_components=components, random_state=seed, algorithm="randomized", n_iter=5)
     us = svd.fit_transform(ppmi)  # U * S
-    vectors = us / np.sqrt(np.maximum(svd.singular_values_, 1e-12))
+    root = np.sqrt(np.maximum(svd.singular_values_, 1e-12))
+    factors = (us / root, svd.components_.T * root)
     if components < dim:
-        vectors = np.pad(vectors, [(0, 0), (0, dim - components)])
-    return vectors.astype(np.float32)
+        factors = tuple(np.pad(f, [(0, 0), (0, dim - components)]) for f in factors)
+    return tuple(f.astype(np.float32) for f in factors)
 
 
 # -- categories (one or several per item) ------------------------------------------------------

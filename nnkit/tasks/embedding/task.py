@@ -37,7 +37,7 @@ from nnkit.config import Field, declared
 from nnkit.errors import DataError, NnkitError
 from nnkit.runs import fingerprint
 from nnkit.tasks.base import Evaluation, Option, Prepared, Task
-from nnkit.tasks.embedding.baselines import category_matrix, category_metrics, nearest, normalize, ppmi_svd
+from nnkit.tasks.embedding.baselines import category_matrix, category_metrics, nearest, normalize, ppmi_factors
 from nnkit.tasks.embedding.data import frequent, load_sessions, split_known_items
 from nnkit.tasks.embedding.next_item import hold_out_session_ends, next_item_baselines, ranked, vector_scorer
 from nnkit.tasks.embedding import postprocess
@@ -85,6 +85,11 @@ class EmbeddingTask(Task):
             "subsample": Field(1e-3, "word2vec frequent-item subsampling threshold (0 = off)", min=0.0),
             "shrink_window": Field(True, "draw each centre's window in 1..window (word2vec; nearer items "
                                          "weigh more); false: every item within the window"),
+            "init": Field("random", "'random': word2vec's start (small random targets, zero contexts); "
+                                    "'ppmi_svd': both tables start from the PPMI-SVD factors (target U*sqrt(S), "
+                                    "context V*sqrt(S), same window and dim) and skip-gram fine-tunes them "
+                                    "(measured with 4 epochs at rate 0.1: docs/products.md)",
+                          choices=("random", "ppmi_svd")),
             "postprocess": Field("auto", "after training: 'center' the item vectors, or remove the mean and "
                                          "top principal component ('all_but_the_top'); 'auto': whichever of "
                                          "these and 'none' scores best on validation",
@@ -238,10 +243,29 @@ class EmbeddingTask(Task):
 
         # the sampler's settings (model.negatives, shared_negatives, noise_power) are passed by the task
         m = cfg["model"]
-        return build_from_config(build_item2vec, ITEM2VEC_OPTIONS, m, prepared.train.vocab_size,
-                                 num_negatives=m["negatives"], shared_negatives=m["shared_negatives"],
-                                 noise=np.asarray(prepared.train.counts, np.float64) ** m["noise_power"],
-                                 num_categories=self._category_head(cfg, prepared))
+        model = build_from_config(build_item2vec, ITEM2VEC_OPTIONS, m, prepared.train.vocab_size,
+                                  num_negatives=m["negatives"], shared_negatives=m["shared_negatives"],
+                                  noise=np.asarray(prepared.train.counts, np.float64) ** m["noise_power"],
+                                  num_categories=self._category_head(cfg, prepared))
+        if m["init"] == "ppmi_svd":
+            # on small real data (MovieLens) skip-gram from a random start leaves rare items' vectors
+            # noisy, and they crowd the neighbour lists; the SVD's start gives them its shared
+            # directions, and the fine-tuning refines what the data supports (bench/products_real.py
+            # --init ppmi_svd: +2.3 points over the random start there, level with PPMI-SVD itself)
+            target, context = self._ppmi_factors(cfg, prepared)
+            self._target_layer(model).embeddings.assign(target)
+            self._context_layer(model).embeddings.assign(context)
+        return model
+
+    def _ppmi_factors(self, cfg: dict, prepared: Prepared) -> tuple[np.ndarray, np.ndarray]:
+        """PPMI-SVD's two factors for the run's window, context and dim (computed once per setting)."""
+        m, data, seed = self.settings(cfg, prepared), prepared.train, cfg["train"]["seed"]
+        key = (m["window"], m["context"], m["dim"], seed)
+        cache = prepared.extra.setdefault("ppmi_factors", {})
+        if key not in cache:
+            cache[key] = ppmi_factors(data.tokens, data.offsets, data.vocab_size, m["dim"], m["window"],
+                                      seed=seed, context=m["context"])
+        return cache[key]
 
     def compile_kwargs(self, cfg: dict, prepared: Prepared) -> dict:
         import keras
@@ -308,6 +332,10 @@ class EmbeddingTask(Task):
     def _target_layer(model):
         return next(layer for layer in model.layers if layer.name.endswith("_target"))
 
+    @staticmethod
+    def _context_layer(model):
+        return next(layer for layer in model.layers if layer.name.endswith("_context"))
+
     @classmethod
     def vectors(cls, model) -> np.ndarray:
         return np.asarray(cls._target_layer(model).get_weights()[0])
@@ -319,8 +347,7 @@ class EmbeddingTask(Task):
         vectors = self.vectors(model)
         timings = {}
         t0 = time.perf_counter()
-        svd_vectors = ppmi_svd(data.tokens, data.offsets, data.vocab_size, m["dim"], m["window"], seed=seed,
-                               context=m["context"])
+        svd_vectors = self._ppmi_factors(cfg, prepared)[0]  # the same as model.init = "ppmi_svd" started from
         svd_vectors, svd_post, _ = self._postprocessed(svd_vectors, prepared, cfg)  # as the model's vectors were
         timings["ppmi_svd_fit"] = time.perf_counter() - t0
         random_vectors = np.random.default_rng([seed, 3]).normal(size=vectors.shape).astype(np.float32)
@@ -331,8 +358,8 @@ class EmbeddingTask(Task):
             baselines = next_item_baselines(data, ends, k, seed, ppmi_vectors=svd_vectors)
         details = {"items": data.vocab_size, "held-out session ends scored": ends.size,
                    "ppmi_svd post-processing": svd_post,
-                   "settings": {key: m[key] for key in ("context", "window", "shrink_window", "noise_power",
-                                                        "subsample")}}
+                   "settings": {key: m[key] for key in ("init", "context", "window", "shrink_window",
+                                                        "noise_power", "subsample")}}
         queries = self._queries(prepared, prepared.test, cfg)
         if self._scores_categories(prepared, queries, cfg):
             kwargs = dict(k=k, probe_folds=e["probe_folds"], seed=seed, labels=prepared.extra["labels"])
