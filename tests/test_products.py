@@ -262,7 +262,7 @@ def test_context_scores_equal_keras_dot_in_values_and_gradients():
     assert keras.saving.get_registered_name(ContextScores) == "nnkit>ContextScores"
 
 
-def test_shared_negatives_score_true_contexts_and_draws_from_the_noise():
+def test_shared_negatives_score_true_contexts_and_draws_from_the_noise(tmp_path):
     import keras
     import tensorflow as tf
 
@@ -281,18 +281,25 @@ def test_shared_negatives_score_true_contexts_and_draws_from_the_noise():
     contexts = np.array([[0], [1], [2], [3], [4], [0]], np.int32)
     draws = []
     for _ in range(40):
-        scores = model([targets.astype("int32"), contexts])["skipgram"].numpy()
+        scores = model([targets.astype("int32"), contexts], training=True)["skipgram"].numpy()
         assert scores.shape == (6, 4)
         np.testing.assert_allclose(scores[:, 0], 10.0 * (targets == contexts[:, 0]))  # target . true context
         # every row scores the same drawn items: column j is 10 where the target is that item
         drawn = [int(np.flatnonzero(scores[:5, j])[0]) if scores[:5, j].any() else -1 for j in range(1, 4)]
         draws += drawn
     assert set(draws) <= {3, 4} and 0.6 < draws.count(4) / len(draws) < 0.9  # weights 1:3
+    inference = model([targets.astype("int32"), contexts])["skipgram"].numpy()
+    np.testing.assert_array_equal(inference, model([targets.astype("int32"), contexts])["skipgram"].numpy())
     # the context table's gradient stays sparse: the rows of the batch and its draws only
     with tf.GradientTape() as tape:
-        loss = tf.reduce_sum(model([targets.astype("int32"), contexts])["skipgram"])
+        loss = tf.reduce_sum(model([targets.astype("int32"), contexts], training=True)["skipgram"])
     grad = tape.gradient(loss, table.embeddings)
     assert isinstance(grad, tf.IndexedSlices) and grad.values.shape[0] == 6 + 3
+    # a saved model keeps the noise distribution beside the table
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_array_equal(loaded.get_layer("i2v_context").noise_cdf.numpy(), table.noise_cdf.numpy())
+    np.testing.assert_array_equal(loaded.get_layer("i2v_context").embeddings.numpy(), table.embeddings.numpy())
     with pytest.raises(ValueError, match="noise"):
         build_item2vec(5, shared_negatives=4, noise=[1, 2])
 

@@ -76,16 +76,24 @@ class SharedNegativeContexts(SparseEmbedding):
         self.noise_cdf = self.add_weight(shape=(self.input_dim,), dtype="float64", trainable=False,
                                          name="noise_cdf", initializer=_UniformCdf())
 
-    def call(self, inputs):
+    def call(self, inputs, training=None):
         targets, contexts = inputs
         positives = super().call(keras.ops.reshape(contexts, (-1,)))
         pairs = keras.ops.shape(targets)[0]
         samples = keras.ops.maximum(1, -(-pairs * self.negatives // self.pairs_per_negative))
-        draws = keras.random.uniform((samples,), dtype="float64", seed=self.seed_generator)
+        # fresh draws for every training step; outside training the same draws every call, so a saved
+        # model reproduces its outputs (the export checks compare them)
+        seed = self.seed_generator if training else (self.seed or 0)
+        draws = keras.random.uniform((samples,), dtype="float64", seed=seed)
         noise = keras.ops.searchsorted(self.noise_cdf, draws, side="right")
         negatives = super().call(keras.ops.minimum(noise, self.input_dim - 1))
         scores = keras.ops.sum(targets * positives, axis=-1, keepdims=True)
         return keras.ops.concatenate([scores, keras.ops.matmul(targets, keras.ops.transpose(negatives))], axis=1)
+
+    @property
+    def variable_serialization_spec(self):
+        # Embedding saves the variables its spec names: the noise distribution travels with the table
+        return {mode: [*names, "noise_cdf"] for mode, names in super().variable_serialization_spec.items()}
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0][0], None)
