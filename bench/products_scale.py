@@ -1,6 +1,8 @@
 """Catalogue scale: 1,000,000 products in 500 categories, one epoch of >= 10M skip-gram pairs.
 
-Measures nnkit's item2vec (tf.data pairs + Keras, sparse SGD) on the shop
+Measures nnkit's item2vec (tf.data pairs + Keras, sparse SGD, the recipe's
+shared negatives: each batch's negatives drawn once, each draw serving about
+``--shared-negatives`` pairs; 0 = word2vec's per-pair draws) on the shop
 generator's sessions and gensim's Word2Vec (skip-gram, same dimension,
 window, negatives, subsampling, one epoch, same number of worker threads) on
 the same sessions, in ``--rounds`` alternating rounds inside this one process
@@ -11,6 +13,7 @@ each round, nnkit's training pairs per second and peak memory, and kNN
 category accuracy of both (last round's vectors) on held-out products.
 
     python bench/products_scale.py [--rounds 3] [--products 1000000] [--categories 500] [--sessions 500000]
+                                   [--shared-negatives 100 | 0]
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ def main():
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--window", type=int, default=5)
     parser.add_argument("--negatives", type=int, default=5)
+    parser.add_argument("--shared-negatives", type=int, default=None,
+                        help="pairs served by one shared negative draw (default: the recipe's; 0: per-pair draws)")
     parser.add_argument("--sample", type=float, default=1e-3)
     parser.add_argument("--batch", type=int, default=512, help="centre items per step")
     parser.add_argument("--lr", type=float, default=0.5)
@@ -63,6 +68,7 @@ def main():
     sets = [f"data.products={args.products}", f"data.categories={args.categories}",
             f"data.sessions={args.sessions}", f"data.zipf={args.zipf}", "data.min_count=1", f"model.dim={args.dim}",
             f"model.window={args.window}", f"model.negatives={args.negatives}", f"model.subsample={args.sample}",
+            *([] if args.shared_negatives is None else [f"model.shared_negatives={args.shared_negatives}"]),
             "model.context=window", "train.epochs=1", f"train.batch_size={args.batch}",
             f"train.learning_rate={args.lr}",
             f"train.steps_per_execution={args.steps_per_execution}"]
@@ -75,7 +81,9 @@ def main():
     print(f"shop: {args.products:,} products, {args.categories} categories, Zipf {args.zipf}, "
           f"{data.n_sessions:,} sessions, "
           f"{data.tokens.size:,} events, {data.vocab_size:,} products seen; generated and indexed in {t_data:.1f}s")
-    print(f"skip-gram: dim {args.dim}, window {args.window}, negatives {args.negatives}, sample {args.sample}, "
+    shared = cfg["model"]["shared_negatives"]
+    print(f"skip-gram: dim {args.dim}, window {args.window}, negatives {args.negatives} "
+          f"({f'shared, one draw per ~{shared} pairs' if shared else 'drawn per pair'}), sample {args.sample}, "
           f"{args.batch} centres per step, plain SGD (sparse row updates); "
           f"{os.cpu_count()} CPU threads; load average {os.getloadavg()[0]:.1f} (1 min)")
 
