@@ -146,7 +146,8 @@ def selection_section(selection: dict) -> list[str]:
              f"was not used. Chosen: {chosen}.", "", "| candidate | validation | seconds |", "|---|---|---|"]
     for row in selection["candidates"]:
         lines.append("| " + ", ".join(f"{k} = {v!r}" for k, v in row["settings"].items()) +
-                     f" | {row['validation']:.4g} | {row['seconds']} |")
+                     f" | {'diverged' if row['validation'] is None else format(row['validation'], '.4g')} |"
+                     f" {row['seconds']} |")
     return lines + [""]
 
 

@@ -6,7 +6,7 @@ choose) and ``validation_score(model, prepared, cfg)`` (higher is better;
 it reads only the validation part). Each candidate is trained by the one
 ``train.fit``, for the budget the task states (``selection_budget``), in
 its own folder under ``RUN/selection/``; the best on validation wins (ties:
-the earlier candidate). The winner's settings are written into the run's
+the earlier candidate; one whose training diverges is recorded and loses). The winner's settings are written into the run's
 ``config.toml``, so evaluation, export and resume use what was chosen; the
 table of candidates goes to ``meta.json`` (``selection``) and the report.
 """
@@ -17,6 +17,7 @@ import copy
 import shutil
 import time
 
+from nnkit.errors import NnkitError
 from nnkit.runs import Run, write_text
 
 
@@ -39,13 +40,22 @@ def choose_settings(task, cfg: dict, prepared, run: Run) -> dict:
         trial_run.path.mkdir(parents=True)
         write_text(trial_run.meta_file, "{}")
         start = time.perf_counter()
-        model = train.fit(task, trial_cfg, prepared, trial_run)
+        try:
+            model = train.fit(task, trial_cfg, prepared, trial_run)
+        except NnkitError as exc:  # a candidate that diverges loses; the others still compete
+            if not str(exc).startswith("training diverged"):
+                raise
+            rows.append({"settings": overrides, "validation": None, "diverged": str(exc),
+                         "seconds": round(time.perf_counter() - start, 1)})
+            continue
         score = float(task.validation_score(model, prepared, trial_cfg))
         rows.append({"settings": overrides, "validation": round(score, 4),
                      "seconds": round(time.perf_counter() - start, 1)})
         if best_score is None or score > best_score:
             best, best_score = i, score
     shutil.rmtree(folder, ignore_errors=True)  # trial models are not kept; the table is
+    if best_score is None:
+        raise NnkitError(f"every candidate setting diverged on validation; the first: {rows[0]['diverged']}")
     chosen = with_settings(cfg, candidates[best])
     write_text(run.config_file, config_mod.to_toml(chosen))
     run.update_meta(selection={"metric": task.validation_metric(cfg, prepared), "budget": budget,

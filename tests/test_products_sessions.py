@@ -203,6 +203,47 @@ def test_selection_reads_validation_only(tmp_path):
     assert not (run.path / "selection").exists()  # trial folders are removed; the table stays
 
 
+def test_blown_up_vectors_are_an_error_and_a_diverging_candidate_loses(tmp_path, monkeypatch):
+    from nnkit.errors import NnkitError
+    from nnkit.report import selection_section
+    from nnkit.runs import Run, write_text
+    from nnkit.select import choose_settings
+    from nnkit.tasks.embedding import task as T
+
+    cfg = {"train": {"learning_rate": 0.5}, "model": {"shared_negatives": 100}}
+    healthy = np.random.default_rng(0).normal(size=(50, 8)).astype(np.float32)
+    T.check_not_diverged(healthy, cfg)  # norms ~3: nothing to say
+    with pytest.raises(NnkitError, match=r"median norm is 2\.64e\+05.*try 0\.25.*shared_negatives = 0"):
+        T.check_not_diverged(healthy * 1e5, cfg)
+    with pytest.raises(NnkitError, match="nan"):
+        T.check_not_diverged(np.full((3, 8), np.nan, np.float32), cfg)
+
+    # in a choice of settings, the candidate that diverges loses and the run goes on with the other
+    real_check = T.check_not_diverged
+
+    def window_5_diverges(vectors, cfg):
+        if cfg["model"]["window"] == 5:
+            raise NnkitError("training diverged: the item vectors' median norm is 1e+05")
+        real_check(vectors, cfg)
+
+    monkeypatch.setattr(T, "check_not_diverged", window_5_diverges)
+    resolved = _resolve(_retail_like(tmp_path), "model.context=window")
+    task, cfg = resolved.task, resolved.cfg
+    task.window_candidates = task.window_candidates[:2]
+    prepared = task.load(cfg)
+    run = Run(tmp_path / "run")
+    run.path.mkdir()
+    write_text(run.meta_file, "{}")
+    chosen = choose_settings(task, cfg, prepared, run)
+    selection = json.loads(run.meta_file.read_text())["selection"]
+    assert chosen["model"]["window"] == 3 and selection["chosen"] == {"model.window": 3}
+    assert selection["candidates"][0]["validation"] is None and "diverged" in selection["candidates"][0]["diverged"]
+    assert "| model.window = 5 | diverged |" in "\n".join(selection_section(selection))
+    task.window_candidates = (5, 5)
+    with pytest.raises(NnkitError, match="every candidate setting diverged"):
+        choose_settings(task, cfg, prepared, run)
+
+
 def test_user_set_keys_are_not_chosen_and_bundled_data_chooses_nothing(tmp_path):
     path = _retail_like(tmp_path)
     user = _resolve(path)  # the recipe's [with_data] table: every context in the window, window chosen

@@ -308,6 +308,7 @@ class EmbeddingTask(Task):
 
     def finish_model(self, model, prepared: Prepared, cfg: dict) -> dict:
         """``model.postprocess`` applied to the item vectors ('auto': the best on validation)."""
+        check_not_diverged(self.vectors(model), cfg)
         if cfg["model"]["postprocess"] == "auto" and not self._has_validation(prepared, cfg):
             return {}
         vectors, how, scores = self._postprocessed(self.vectors(model), prepared, cfg)
@@ -481,6 +482,29 @@ class EmbeddingTask(Task):
                              "name": _text(out["names"][q, rank]), "category": _text(out["categories"][q, rank]),
                              "note": ""})
         write_predictions(rows, options.get("out"), echo)
+
+
+DIVERGED_NORM = 100.0  # skip-gram's item vectors have norms of about 1-10; diverged runs reached 1e5
+
+
+def check_not_diverged(vectors: np.ndarray, cfg: dict) -> None:
+    """An error naming the settings to change when training blew the item vectors up.
+
+    Summed sparse updates can overshoot where an item fills much of a batch
+    (few items, big batches): the loss stays finite while the vectors grow to
+    norms of 1e5 and their neighbours are noise, so the loss check alone
+    would let such a model through.
+    """
+    norms = np.linalg.norm(vectors.astype(np.float64), axis=1)
+    median = float(np.median(norms)) if norms.size else 0.0
+    if np.all(np.isfinite(norms)) and median <= DIVERGED_NORM:
+        return
+    rate = cfg["train"]["learning_rate"]
+    tries = [f"a lower train.learning_rate (now {rate:g}; try {rate / 2:g})", "a smaller train.batch_size"]
+    if cfg["model"]["shared_negatives"]:
+        tries.append("model.shared_negatives = 0")
+    raise NnkitError(f"training diverged: the item vectors' median norm is {median:.3g} (skip-gram's stay "
+                     f"below about 10, so their neighbours are noise); try " + ", ".join(tries))
 
 
 def cfg_eval(run) -> dict:
