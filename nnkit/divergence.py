@@ -15,7 +15,7 @@ import math
 
 import keras
 
-from nnkit.errors import NnkitError
+from nnkit.errors import TrainingDiverged
 
 
 class StopOnDivergence(keras.callbacks.Callback):
@@ -30,7 +30,7 @@ class StopOnDivergence(keras.callbacks.Callback):
                 continue
             value = float(value)
             if not math.isfinite(value):
-                raise NnkitError(diverged_message(epoch + 1, key, value, self.train_cfg))
+                raise TrainingDiverged(diverged_message(epoch + 1, key, value, self.train_cfg))
 
 
 def diverged_message(epoch: int, key: str, value: float, train_cfg: dict) -> str:

@@ -17,6 +17,14 @@ class DataError(NnkitError):
     """Input data that cannot be used: missing, empty, malformed, wrong shape."""
 
 
+class TrainingDiverged(NnkitError):
+    """Training blew up (a non-finite loss or outputs, or exploded weights); the message says what to try.
+
+    Its own type so that a caller can let one setting lose and go on, as the
+    choice of settings on validation (``nnkit.select``) does.
+    """
+
+
 class PortTaken(NnkitError):
     """A multi-worker process could not listen on its port (another program took it first).
 

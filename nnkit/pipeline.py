@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nnkit import config as config_mod
-from nnkit.errors import NnkitError
+from nnkit.errors import NnkitError, TrainingDiverged
 from nnkit.registry import Recipe, load_recipe
 from nnkit.runs import Run, base_meta, create_run, locked, open_run, sweep_partial, write_json, write_text
 from nnkit.tasks import get_task
@@ -294,7 +294,7 @@ def _check_finite(run: Run, evaluation, cfg: dict) -> None:
     from nnkit.report import read_history
 
     history = read_history(run)
-    raise NnkitError(diverged_outputs_message(evaluation.primary, value, history[-1] if history else {},
+    raise TrainingDiverged(diverged_outputs_message(evaluation.primary, value, history[-1] if history else {},
                                               cfg["train"]))
 
 

@@ -6,8 +6,8 @@ choose) and ``validation_score(model, prepared, cfg)`` (higher is better;
 it reads only the validation part). Each candidate is trained by the one
 ``train.fit``, for the budget the task states (``selection_budget``), in
 its own folder under ``RUN/selection/``; the best on validation wins (ties:
-the earlier candidate; one whose training diverges is recorded and loses). The winner's settings are written into the run's
-``config.toml``, so evaluation, export and resume use what was chosen; the
+the earlier candidate; one whose training diverges is recorded and loses).
+The winner's settings are written into the run's ``config.toml``, so evaluation, export and resume use what was chosen; the
 table of candidates goes to ``meta.json`` (``selection``) and the report.
 """
 
@@ -17,7 +17,7 @@ import copy
 import shutil
 import time
 
-from nnkit.errors import NnkitError
+from nnkit.errors import TrainingDiverged
 from nnkit.runs import Run, write_text
 
 
@@ -42,9 +42,7 @@ def choose_settings(task, cfg: dict, prepared, run: Run) -> dict:
         start = time.perf_counter()
         try:
             model = train.fit(task, trial_cfg, prepared, trial_run)
-        except NnkitError as exc:  # a candidate that diverges loses; the others still compete
-            if not str(exc).startswith("training diverged"):
-                raise
+        except TrainingDiverged as exc:  # a candidate that diverges loses; the others still compete
             rows.append({"settings": overrides, "validation": None, "diverged": str(exc),
                          "seconds": round(time.perf_counter() - start, 1)})
             continue
@@ -55,7 +53,7 @@ def choose_settings(task, cfg: dict, prepared, run: Run) -> dict:
             best, best_score = i, score
     shutil.rmtree(folder, ignore_errors=True)  # trial models are not kept; the table is
     if best_score is None:
-        raise NnkitError(f"every candidate setting diverged on validation; the first: {rows[0]['diverged']}")
+        raise TrainingDiverged(f"every candidate setting diverged on validation; the first: {rows[0]['diverged']}")
     chosen = with_settings(cfg, candidates[best])
     write_text(run.config_file, config_mod.to_toml(chosen))
     run.update_meta(selection={"metric": task.validation_metric(cfg, prepared), "budget": budget,

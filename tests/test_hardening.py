@@ -274,3 +274,9 @@ def test_divergence_stops_the_run_unless_train_stop_on_divergence_is_off(tmp_pat
     callbacks = callbacks_for(Run(tmp_path), train_cfg, has_validation=False)
     guards = [c for c in callbacks if isinstance(c, StopOnDivergence)]
     assert len(guards) == int(stop) and (not stop or callbacks[0] is guards[0])
+    if stop:  # its own error type, which a choice of settings catches to let that setting lose
+        from nnkit.errors import TrainingDiverged
+
+        with pytest.raises(TrainingDiverged, match="loss is nan at epoch 3"):
+            guards[0].on_epoch_end(2, {"loss": float("nan")})
+        guards[0].on_epoch_end(2, {"loss": 0.5})  # a finite loss passes

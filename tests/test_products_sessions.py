@@ -204,7 +204,7 @@ def test_selection_reads_validation_only(tmp_path):
 
 
 def test_blown_up_vectors_are_an_error_and_a_diverging_candidate_loses(tmp_path, monkeypatch):
-    from nnkit.errors import NnkitError
+    from nnkit.errors import NnkitError, TrainingDiverged
     from nnkit.report import selection_section
     from nnkit.runs import Run, write_text
     from nnkit.select import choose_settings
@@ -213,9 +213,9 @@ def test_blown_up_vectors_are_an_error_and_a_diverging_candidate_loses(tmp_path,
     cfg = {"train": {"learning_rate": 0.5}, "model": {"shared_negatives": 100}}
     healthy = np.random.default_rng(0).normal(size=(50, 8)).astype(np.float32)
     T.check_not_diverged(healthy, cfg)  # norms ~3: nothing to say
-    with pytest.raises(NnkitError, match=r"median norm is 2\.64e\+05.*try 0\.25.*shared_negatives = 0"):
+    with pytest.raises(TrainingDiverged, match=r"median norm is 2\.64e\+05.*try 0\.25.*shared_negatives = 0"):
         T.check_not_diverged(healthy * 1e5, cfg)
-    with pytest.raises(NnkitError, match="nan"):
+    with pytest.raises(TrainingDiverged, match="nan"):
         T.check_not_diverged(np.full((3, 8), np.nan, np.float32), cfg)
 
     # in a choice of settings, the candidate that diverges loses and the run goes on with the other
@@ -223,7 +223,7 @@ def test_blown_up_vectors_are_an_error_and_a_diverging_candidate_loses(tmp_path,
 
     def window_5_diverges(vectors, cfg):
         if cfg["model"]["window"] == 5:
-            raise NnkitError("training diverged: the item vectors' median norm is 1e+05")
+            raise TrainingDiverged("training diverged: the item vectors' median norm is 1e+05")
         real_check(vectors, cfg)
 
     monkeypatch.setattr(T, "check_not_diverged", window_5_diverges)

@@ -34,7 +34,7 @@ import numpy as np
 from nnkit.builders.embedding import ITEM2VEC_OPTIONS
 from nnkit.builders.options import build_from_config
 from nnkit.config import Field, declared
-from nnkit.errors import DataError, NnkitError
+from nnkit.errors import DataError, NnkitError, TrainingDiverged
 from nnkit.runs import fingerprint
 from nnkit.tasks.base import Evaluation, Option, Prepared, Task
 from nnkit.tasks.embedding.baselines import category_matrix, category_metrics, nearest, normalize, ppmi_factors
@@ -241,11 +241,12 @@ class EmbeddingTask(Task):
     def build_model(self, cfg: dict, prepared: Prepared):
         from nnkit.builders.embedding import build_item2vec
 
-        # the sampler's settings (model.negatives, shared_negatives, noise_power) are passed by the task
+        # the sampler's settings (model.negatives, shared_negatives, noise_power) are passed by the task;
+        # the model draws negatives itself only when they are shared (else the pipeline does)
         m = cfg["model"]
+        noise = np.asarray(prepared.train.counts, np.float64) ** m["noise_power"] if m["shared_negatives"] else None
         model = build_from_config(build_item2vec, ITEM2VEC_OPTIONS, m, prepared.train.vocab_size,
-                                  num_negatives=m["negatives"], shared_negatives=m["shared_negatives"],
-                                  noise=np.asarray(prepared.train.counts, np.float64) ** m["noise_power"],
+                                  num_negatives=m["negatives"], shared_negatives=m["shared_negatives"], noise=noise,
                                   num_categories=self._category_head(cfg, prepared))
         if m["init"] == "ppmi_svd":
             # on small real data (MovieLens) skip-gram from a random start leaves rare items' vectors
@@ -308,10 +309,11 @@ class EmbeddingTask(Task):
 
     def finish_model(self, model, prepared: Prepared, cfg: dict) -> dict:
         """``model.postprocess`` applied to the item vectors ('auto': the best on validation)."""
-        check_not_diverged(self.vectors(model), cfg)
+        vectors = self.vectors(model)  # one copy of the table (a million rows is 256 MB)
+        check_not_diverged(vectors, cfg)
         if cfg["model"]["postprocess"] == "auto" and not self._has_validation(prepared, cfg):
             return {}
-        vectors, how, scores = self._postprocessed(self.vectors(model), prepared, cfg)
+        vectors, how, scores = self._postprocessed(vectors, prepared, cfg)
         if how != "none":
             self._target_layer(model).set_weights([vectors])
         text = (f"Item vectors post-processed with `{how}` after training "
@@ -503,7 +505,7 @@ def check_not_diverged(vectors: np.ndarray, cfg: dict) -> None:
     tries = [f"a lower train.learning_rate (now {rate:g}; try {rate / 2:g})", "a smaller train.batch_size"]
     if cfg["model"]["shared_negatives"]:
         tries.append("model.shared_negatives = 0")
-    raise NnkitError(f"training diverged: the item vectors' median norm is {median:.3g} (skip-gram's stay "
+    raise TrainingDiverged(f"training diverged: the item vectors' median norm is {median:.3g} (skip-gram's stay "
                      f"below about 10, so their neighbours are noise); try " + ", ".join(tries))
 
 
