@@ -1,4 +1,4 @@
-"""Item embeddings: item2vec, skip-gram with negative sampling (Barkan & Koenigstein 2016)."""
+"""Item embeddings: item2vec, skip-gram with negative sampling (Barkan & Koenigstein 2016) or a full softmax."""
 
 from __future__ import annotations
 
@@ -8,15 +8,22 @@ from nnkit.config import Field
 from nnkit.builders.blocks import check_positive
 
 
+OBJECTIVES = ("negative_sampling", "softmax")
+
 ITEM2VEC_OPTIONS = {  # declared once (see nnkit.builders.rnn.RNN_OPTIONS); num_negatives is the
     # sampler's too, so the task passes it (config key ``negatives``)
     "dim": Field(64, "embedding dimension", min=1),
+    "objective": Field("negative_sampling", "'negative_sampling': word2vec's sampled negatives (any catalogue "
+                                            "size); 'softmax': every item scored at every step, no sampling "
+                                            "(catalogues up to tens of thousands of items; train with Adam)",
+                       choices=OBJECTIVES),
 }
 
 
 def build_item2vec(vocab_size: int, *, dim: int = 64, num_negatives: int = 5, shared_negatives: int = 0,
-                   noise=None, num_categories: int = 0, name: str = "item2vec") -> keras.Model:
-    """Skip-gram with negative sampling over item ids, optionally with a category head.
+                   noise=None, num_categories: int = 0, objective: str = "negative_sampling",
+                   name: str = "item2vec") -> keras.Model:
+    """Skip-gram over item ids (negative sampling or full softmax), optionally with a category head.
 
     Inputs (a list, in this order):
         ``target``: int32 ``(batch,)`` item rows;
@@ -31,6 +38,12 @@ def build_item2vec(vocab_size: int, *, dim: int = 64, num_negatives: int = 5, sh
         ``category`` (only when ``num_categories > 0``): ``(batch, num_categories)``
         logits of the target item's category, from the same target embedding.
 
+    With ``objective="softmax"`` the only input is ``target`` and
+    ``skipgram`` is ``(batch, vocab_size)`` logits over every item (train with
+    :class:`nnkit.layers.SoftmaxContextsLoss` against the centre's context
+    rows); the context table is then a :class:`nnkit.layers.SoftmaxContexts`
+    with a bias per item.
+
     The item vectors are the weights of the layer ``{name}_target``. Both
     tables are looked up by gather, so their gradients are ``IndexedSlices``
     touching only the rows in the batch; plain SGD (no momentum) keeps the
@@ -41,10 +54,23 @@ def build_item2vec(vocab_size: int, *, dim: int = 64, num_negatives: int = 5, sh
     check_positive("num_negatives", num_negatives)
     check_positive("num_categories", num_categories, allow_zero=True)
     check_positive("shared_negatives", shared_negatives, allow_zero=True)
+    if objective not in OBJECTIVES:
+        raise ValueError(f"`objective` must be one of {OBJECTIVES}. Received: objective={objective!r}")
+    if objective == "softmax" and shared_negatives:
+        raise ValueError("`shared_negatives` draws negatives; the softmax objective scores every item and "
+                         f"draws none. Received: shared_negatives={shared_negatives}")
     # registered with Keras on import
-    from nnkit.layers.embedding import ContextScores, SharedNegativeContexts, SparseEmbedding
+    from nnkit.layers.embedding import ContextScores, SharedNegativeContexts, SoftmaxContexts, SparseEmbedding
 
     target = keras.Input(shape=(), dtype="int32", name="target")
+    if objective == "softmax":
+        target_vectors = SparseEmbedding(
+            vocab_size, dim, embeddings_initializer=keras.initializers.RandomUniform(-0.5 / dim, 0.5 / dim),
+            name=f"{name}_target")(target)
+        outputs = {"skipgram": SoftmaxContexts(vocab_size, dim, name=f"{name}_context")(target_vectors)}
+        if num_categories:
+            outputs["category"] = keras.layers.Dense(num_categories, name=f"{name}_category")(target_vectors)
+        return keras.Model(target, outputs, name=name)
     contexts = keras.Input(shape=(1 if shared_negatives else 1 + num_negatives,), dtype="int32", name="contexts")
     scale = 0.5 / dim  # word2vec's initialisation: small uniform targets, zero contexts
     target_vectors = SparseEmbedding(

@@ -335,7 +335,8 @@ def keep_probabilities(counts, sample: float) -> np.ndarray:
 
 def skipgram_dataset(data: SessionData, *, window: int = 3, negatives: int = 5, centers_per_batch: int = 512,
                      power: float = 0.75, sample: float = 1e-3, shrink: bool = True, seed: int = 0,
-                     category_labels: np.ndarray | None = None, labels: bool = True, context: str = "window"):
+                     category_labels: np.ndarray | None = None, labels: bool = True, context: str = "window",
+                     grouped: bool = False):
     """tf.data of skip-gram batches: ``((target, contexts), {"skipgram"[, "category"]})``.
 
     One element per batch of ``centers_per_batch`` centre positions (a fresh
@@ -350,6 +351,11 @@ def skipgram_dataset(data: SessionData, *, window: int = 3, negatives: int = 5, 
     uniformly from anywhere in its session instead of its neighbours (the
     "window = whole session" of item2vec, Caselles-Dupré et al. 2018, at the
     cost of a fixed window); shrinking and subsampling apply the same way.
+    ``grouped=True`` (the full-softmax objective) yields one row per centre
+    instead of one per pair: ``(target, {"skipgram": contexts[, "category"]})``
+    with ``contexts`` ``(centres, 2 * window)`` item rows, ``-1`` where a
+    context is out of the session, beyond the shrunk window or subsampled;
+    centres left with no context are dropped, and no negatives are drawn.
     The dataset has a known cardinality (batches per epoch).
     """
     import tensorflow as tf
@@ -408,6 +414,16 @@ def skipgram_dataset(data: SessionData, *, window: int = 3, negatives: int = 5, 
         if subsample:
             u = tf.random.stateless_uniform([centers_per_batch, 2 * window + 1], seed_b)
             mask &= (u[:, :1] < tf.gather(keep_t, target)[:, None]) & (u[:, 1:] < tf.gather(keep_t, context))
+        if grouped:  # one row per centre: its contexts, -1 where masked
+            kept = tf.reduce_any(mask, axis=1)
+            x = tf.boolean_mask(target, kept)
+            contexts = tf.boolean_mask(tf.where(mask, context, -1), kept)
+            if not labels:
+                return x
+            y = {"skipgram": contexts}
+            if cats_t is not None:
+                y["category"] = tf.gather(cats_t, x)
+            return x, y
         target = tf.boolean_mask(tf.broadcast_to(target[:, None], tf.shape(pos)), mask)
         context = tf.boolean_mask(context, mask)
         m = tf.shape(target)[0]

@@ -1,8 +1,9 @@
 """Serializable layers Keras lacks. Importing this package registers them with Keras."""
 
 from nnkit.layers.activations import RandomizedLeakyReLU, StepActivation
-from nnkit.layers.embedding import ContextScores, SharedNegativeContexts, SharedNegativesLoss, SparseEmbedding
+from nnkit.layers.embedding import (ContextScores, SharedNegativeContexts, SharedNegativesLoss, SoftmaxContexts,
+                                    SoftmaxContextsLoss, SparseEmbedding)
 from nnkit.layers.positional import PaddingMask, PositionalEmbedding
 
 __all__ = ["ContextScores", "PaddingMask", "PositionalEmbedding", "RandomizedLeakyReLU", "SharedNegativeContexts",
-           "SharedNegativesLoss", "SparseEmbedding", "StepActivation"]
+           "SharedNegativesLoss", "SoftmaxContexts", "SoftmaxContextsLoss", "SparseEmbedding", "StepActivation"]

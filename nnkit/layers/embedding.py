@@ -143,3 +143,58 @@ class SharedNegativesLoss(keras.losses.Loss):
 
     def get_config(self):
         return {**super().get_config(), "negatives": self.negatives}
+
+
+@keras.saving.register_keras_serializable(package="nnkit")
+class SoftmaxContexts(keras.layers.Layer):
+    """The context table as a full softmax layer: ``target_vectors (b, d) -> logits (b, items)``.
+
+    ``logits = target · contextsᵀ + bias``: every item is scored at every
+    step, so no negatives are sampled and a rarely seen item's vector gets the
+    exact expected push away from all the others, not a few random draws
+    (the noise that made rare items crowd the neighbour lists on MovieLens).
+    The bias takes item popularity, so the vectors need not. The table is
+    called ``embeddings`` like :class:`SparseEmbedding`'s, so the PPMI-SVD
+    start and the item vectors read it the same way. Cost: ``b x items x d``
+    per step, fine for catalogues of thousands of items, not millions
+    (use negative sampling there).
+    """
+
+    def __init__(self, input_dim: int, output_dim: int, **kwargs):
+        super().__init__(**kwargs)
+        self.input_dim, self.output_dim = int(input_dim), int(output_dim)
+
+    def build(self, input_shape=None):
+        # zeros, as word2vec's context table: the targets' small random start breaks the symmetry
+        self.embeddings = self.add_weight(shape=(self.input_dim, self.output_dim), initializer="zeros",
+                                          name="embeddings")
+        self.bias = self.add_weight(shape=(self.input_dim,), initializer="zeros", name="bias")
+
+    def call(self, targets):
+        return keras.ops.matmul(targets, keras.ops.transpose(self.embeddings)) + self.bias
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.input_dim)
+
+    def get_config(self):
+        return {**super().get_config(), "input_dim": self.input_dim, "output_dim": self.output_dim}
+
+
+@keras.saving.register_keras_serializable(package="nnkit")
+class SoftmaxContextsLoss(keras.losses.Loss):
+    """Skip-gram's full-softmax loss for one centre and all its contexts.
+
+    ``y_true``: ``(b, c)`` context item rows, ``-1`` where a centre has fewer
+    than ``c`` contexts; ``y_pred``: ``(b, items)`` logits. Per centre:
+    ``-Σ_contexts log softmax(logits)[context]``, the negative log-likelihood
+    of every context in the window, which negative sampling approximates.
+    """
+
+    def __init__(self, reduction="sum_over_batch_size", name="softmax_contexts_loss", **kwargs):
+        super().__init__(reduction=reduction, name=name, **kwargs)
+
+    def call(self, y_true, y_pred):
+        contexts = keras.ops.cast(y_true, "int32")
+        log_probs = keras.ops.log_softmax(y_pred, axis=-1)
+        picked = keras.ops.take_along_axis(log_probs, keras.ops.maximum(contexts, 0), axis=1)
+        return -keras.ops.sum(keras.ops.where(contexts >= 0, picked, 0.0), axis=-1)

@@ -127,12 +127,15 @@ class EmbeddingTask(Task):
     # validation, the first one first. bench/products_real.py (MovieLens, Online Retail): 5 neighbours
     # each side beat 3 and 10 on MovieLens's validation films; the window that wins depends on the data
     window_candidates = (5, 3, 10)
+    # model.objective = "softmax" scores every item at every step: batch x items x dim per step
+    softmax_max_items = 20_000
 
     # -- data and model ---------------------------------------------------------------------
     def load(self, cfg: dict) -> Prepared:
         full, source = load_sessions(cfg["data"])
         e, seed = cfg["eval"], cfg["train"]["seed"]
         self.check_settings(cfg)
+        self.check_catalogue(cfg, full.vocab_size)
         # the last items of some sessions are held out before training (next-item retrieval)
         share = e["heldout_sessions"] / 2
         data, val_ends, test_ends, ends_summary = hold_out_session_ends(full, share, share, seed,
@@ -175,6 +178,15 @@ class EmbeddingTask(Task):
             raise NnkitError(f"config key 'model.window': received {window!r}; expected an integer >= 1 "
                              "or 'auto'")
 
+    def check_catalogue(self, cfg: dict, items: int) -> None:
+        """The full softmax only where it fits: at the door, before any run folder is made."""
+        if cfg["model"]["objective"] == "softmax" and items > self.softmax_max_items:
+            raise NnkitError(
+                f"config key 'model.objective': 'softmax' scores all {items:,} items at every step; expected "
+                f"at most {self.softmax_max_items:,}. For this catalogue use negative sampling, as the bundled "
+                "shop does: --set model.objective=negative_sampling train.optimizer=sgd "
+                "train.learning_rate=0.5 train.epochs=12 train.schedule=cosine")
+
     def settings(self, cfg: dict, prepared: Prepared) -> dict:
         """The model section, a window still 'auto' (no choice made) replaced by the first candidate."""
         window = cfg["model"]["window"]
@@ -196,7 +208,7 @@ class EmbeddingTask(Task):
 
     def validation_score(self, model, prepared: Prepared, cfg: dict) -> float:
         """Scored on the validation part only (items or session ends); the test part is not read."""
-        return self._validation_score_of(self.vectors(model), prepared, cfg)
+        return self._validation_score_of(self.trained_vectors(model), prepared, cfg)
 
     def _has_validation(self, prepared: Prepared, cfg: dict) -> bool:
         return self._scores_categories(prepared, prepared.val, cfg) or prepared.extra["val_ends"].size > 0
@@ -244,9 +256,10 @@ class EmbeddingTask(Task):
         # the sampler's settings (model.negatives, shared_negatives, noise_power) are passed by the task;
         # the model draws negatives itself only when they are shared (else the pipeline does)
         m = cfg["model"]
-        noise = np.asarray(prepared.train.counts, np.float64) ** m["noise_power"] if m["shared_negatives"] else None
+        shared = self._shared_negatives(m)
+        noise = np.asarray(prepared.train.counts, np.float64) ** m["noise_power"] if shared else None
         model = build_from_config(build_item2vec, ITEM2VEC_OPTIONS, m, prepared.train.vocab_size,
-                                  num_negatives=m["negatives"], shared_negatives=m["shared_negatives"], noise=noise,
+                                  num_negatives=m["negatives"], shared_negatives=shared, noise=noise,
                                   num_categories=self._category_head(cfg, prepared))
         if m["init"] == "ppmi_svd":
             # on small real data (MovieLens) skip-gram from a random start leaves rare items' vectors
@@ -257,6 +270,11 @@ class EmbeddingTask(Task):
             self._target_layer(model).embeddings.assign(target)
             self._context_layer(model).embeddings.assign(context)
         return model
+
+    @staticmethod
+    def _shared_negatives(m: dict) -> int:
+        # the softmax draws no negatives: the sampler's keys apply to negative sampling only
+        return 0 if m["objective"] == "softmax" else m["shared_negatives"]
 
     def _ppmi_factors(self, cfg: dict, prepared: Prepared) -> tuple[np.ndarray, np.ndarray]:
         """PPMI-SVD's two factors for the run's window, context and dim (computed once per setting)."""
@@ -271,9 +289,11 @@ class EmbeddingTask(Task):
     def compile_kwargs(self, cfg: dict, prepared: Prepared) -> dict:
         import keras
 
-        from nnkit.layers.embedding import SharedNegativesLoss
+        from nnkit.layers.embedding import SharedNegativesLoss, SoftmaxContextsLoss
 
-        if cfg["model"]["shared_negatives"]:
+        if cfg["model"]["objective"] == "softmax":  # a mean over centres: trained with Adam (docs/products.md)
+            loss = {"skipgram": SoftmaxContextsLoss()}
+        elif self._shared_negatives(cfg["model"]):
             loss = {"skipgram": SharedNegativesLoss(cfg["model"]["negatives"], reduction="sum")}
         else:
             loss = {"skipgram": keras.losses.BinaryCrossentropy(from_logits=True, reduction="sum")}
@@ -291,11 +311,11 @@ class EmbeddingTask(Task):
         m = self.settings(cfg, prepared)
         cats = prepared.extra["train_categories"] if self._category_head(cfg, prepared) else None
         # shared negatives are drawn in the model: the pipeline gives the true contexts only
-        negatives = 0 if m["shared_negatives"] else m["negatives"]
+        negatives = 0 if self._shared_negatives(m) or m["objective"] == "softmax" else m["negatives"]
         train = skipgram_dataset(prepared.train, window=m["window"], negatives=negatives,
                                  centers_per_batch=batch_size, power=m["noise_power"], sample=m["subsample"],
                                  shrink=m["shrink_window"], seed=cfg["train"]["seed"], category_labels=cats,
-                                 context=m["context"])
+                                 context=m["context"], grouped=m["objective"] == "softmax")
         return train, None
 
     def _postprocessed(self, vectors: np.ndarray, prepared: Prepared, cfg: dict):
@@ -309,8 +329,11 @@ class EmbeddingTask(Task):
 
     def finish_model(self, model, prepared: Prepared, cfg: dict) -> dict:
         """``model.postprocess`` applied to the item vectors ('auto': the best on validation)."""
-        vectors = self.vectors(model)  # one copy of the table (a million rows is 256 MB)
+        vectors = self.trained_vectors(model)  # one copy of the table (a million rows is 256 MB)
         check_not_diverged(vectors, cfg)
+        softmax = cfg["model"]["objective"] == "softmax"
+        if softmax:  # from here on the model's target table holds the item vectors
+            self._target_layer(model).set_weights([vectors])
         if cfg["model"]["postprocess"] == "auto" and not self._has_validation(prepared, cfg):
             return {}
         vectors, how, scores = self._postprocessed(vectors, prepared, cfg)
@@ -321,6 +344,9 @@ class EmbeddingTask(Task):
                 "the test part was not used). `center` subtracts the mean vector; `all_but_the_top` also "
                 "removes the top principal component (Mu & Viswanath 2018). The PPMI-SVD baseline's vectors "
                 "get the same treatment, chosen on the same validation part.")
+        if softmax:
+            text += (" With `model.objective = \"softmax\"` the item vectors are the sum of each item's "
+                     "normalised target and context vectors, both trained at every step (Levy et al. 2015).")
         return {"title": "Post-processing of the item vectors", "text": text, "setting": "model.postprocess",
                 "chosen": how, "scores": scores}
 
@@ -328,7 +354,8 @@ class EmbeddingTask(Task):
         from nnkit.layers import embedding
 
         return {name: getattr(embedding, name) for name in
-                ("SparseEmbedding", "ContextScores", "SharedNegativeContexts", "SharedNegativesLoss")}
+                ("SparseEmbedding", "ContextScores", "SharedNegativeContexts", "SharedNegativesLoss",
+                 "SoftmaxContexts", "SoftmaxContextsLoss")}
 
     # -- evaluation ---------------------------------------------------------------------------
     @staticmethod
@@ -341,7 +368,26 @@ class EmbeddingTask(Task):
 
     @classmethod
     def vectors(cls, model) -> np.ndarray:
+        """The item vectors of a finished model (what evaluation and serving read)."""
         return np.asarray(cls._target_layer(model).get_weights()[0])
+
+    @classmethod
+    def trained_vectors(cls, model) -> np.ndarray:
+        """The item vectors straight after training, before ``finish_model``.
+
+        Negative sampling: the target table. Full softmax: each item's
+        normalised target vector plus its normalised context vector. The
+        softmax trains every context row at every step, so both tables carry
+        the item (Levy et al. 2015's w + c); on MovieLens's validation films
+        the sum beat the target table on 2 of 3 seeds, and on the test films
+        on all 3 (bench/products_real.py, docs/products.md).
+        """
+        from nnkit.layers.embedding import SoftmaxContexts
+
+        target, context = cls.vectors(model), cls._context_layer(model)
+        if not isinstance(context, SoftmaxContexts):
+            return target
+        return normalize(target) + normalize(np.asarray(context.embeddings))
 
     def evaluate(self, model, prepared: Prepared, cfg: dict) -> Evaluation:
         """Test part only: held-out items' categories (when known) and held-out session ends."""
@@ -361,7 +407,7 @@ class EmbeddingTask(Task):
             baselines = next_item_baselines(data, ends, k, seed, ppmi_vectors=svd_vectors)
         details = {"items": data.vocab_size, "held-out session ends scored": ends.size,
                    "ppmi_svd post-processing": svd_post,
-                   "settings": {key: m[key] for key in ("init", "context", "window", "shrink_window",
+                   "settings": {key: m[key] for key in ("objective", "init", "context", "window", "shrink_window",
                                                         "noise_power", "subsample")}}
         queries = self._queries(prepared, prepared.test, cfg)
         if self._scores_categories(prepared, queries, cfg):
