@@ -20,13 +20,17 @@ ends, beside popularity and same-session co-occurrence.
     python bench/products_real.py compare --init ppmi_svd   # nnkit started from PPMI-SVD (a hybrid)
     python bench/products_real.py sweep              # one setting at a time, validation part
 
-``compare`` uses nnkit's settings for user sessions (``--preset user``) or
-the generated shop's (``--preset shop``). ``--init ppmi_svd`` starts
-item2vec from PPMI-SVD's factors (``model.init = "ppmi_svd"``, a hybrid, 4
-epochs at rate 0.1): the PPMI-SVD row is its starting point (same window,
-dim, seed), and a row with word2vec's random start is added. gensim gets the same window,
-negatives, noise exponent, sub-sampling and epochs (its own learning rate,
-0.025 decaying linearly). Wall times are training only, in this process.
+``compare`` uses nnkit's settings for user sessions (``--preset user``: the
+full softmax, Adam) or the generated shop's (``--preset shop``);
+``--objective negative_sampling`` trains users' sessions as before the
+softmax (SGD at 0.5, 12 epochs); ``--window N`` sets every method's window.
+``--init ppmi_svd`` starts item2vec (negative sampling) from PPMI-SVD's
+factors (``model.init = "ppmi_svd"``, a hybrid, 4 epochs at rate 0.1): the
+PPMI-SVD row is its starting point (same window, dim, seed), and a row with
+word2vec's random start is added. gensim gets the same window, negatives,
+noise exponent and sub-sampling, at least 12 epochs (word2vec's budget when
+nnkit's softmax trains 5) and its own learning rate (0.025 decaying
+linearly). Wall times are training only, in this process.
 """
 
 from __future__ import annotations
@@ -239,7 +243,9 @@ def fmt(metrics: dict) -> str:
 def compare(args, benches):
     from nnkit.tasks.embedding import postprocess
 
-    settings = nnkit_settings(args.preset)
+    settings = preset_settings(args)
+    if args.window:  # every method's window (a user run chooses it on validation: 5, 3 or 10)
+        settings["window"] = args.window
     # gensim keeps word2vec's budget of 12 epochs (its default is 5) when nnkit's softmax trains for 5
     gensim = {**settings, "epochs": max(settings["epochs"], GENSIM_EPOCHS)}
     methods = [("nnkit item2vec", train_nnkit, settings), ("gensim Word2Vec", train_gensim, gensim),
@@ -297,9 +303,22 @@ def compare(args, benches):
 
 GENSIM_EPOCHS = 12
 
-# --init ppmi_svd: item2vec started from PPMI-SVD's factors, fine-tuned with this budget (of 2, 4, 8
-# epochs at 0.1 and 4 epochs at 0.03 / 0.3, the best on MovieLens's validation films, 2 seeds)
-HYBRID = {"init": "ppmi_svd", "epochs": 4, "learning_rate": 0.1}
+# --objective negative_sampling: what users' sessions trained with before the softmax (and what a
+# catalogue above EmbeddingTask.softmax_max_items needs)
+NEGATIVE_SAMPLING = {"objective": "negative_sampling", "optimizer": "sgd", "learning_rate": 0.5, "epochs": 12,
+                     "schedule": "cosine", "batch_size": 1024}
+
+# --init ppmi_svd: item2vec (negative sampling) started from PPMI-SVD's factors, fine-tuned with this
+# budget (of 2, 4, 8 epochs at 0.1 and 4 epochs at 0.03 / 0.3, the best on MovieLens's validation
+# films, 2 seeds)
+HYBRID = {**NEGATIVE_SAMPLING, "init": "ppmi_svd", "epochs": 4, "learning_rate": 0.1}
+
+
+def preset_settings(args) -> dict:
+    settings = nnkit_settings(args.preset)
+    if args.objective == "negative_sampling":
+        settings.update(NEGATIVE_SAMPLING)
+    return settings
 
 SWEEP = [  # (setting, values): one at a time from the preset; Caselles-Dupré et al. 2018's list
     ("context", ["window", "session"]),
@@ -314,7 +333,7 @@ SWEEP = [  # (setting, values): one at a time from the preset; Caselles-Dupré e
 
 
 def sweep(args, benches):
-    base = nnkit_settings(args.preset)
+    base = preset_settings(args)
     only = set(args.only.split(",")) if args.only else None
     print(f"base settings ({args.preset}): {base}; scores on the VALIDATION part")
     for bench in benches:
@@ -350,6 +369,9 @@ def main():
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--min-count", type=int, default=2)
     parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--objective", choices=["preset", "negative_sampling"], default="preset",
+                        help="'negative_sampling': users' sessions as trained before the softmax (NEGATIVE_SAMPLING)")
+    parser.add_argument("--window", type=int, default=0, help="compare: every method's window (0: the preset's)")
     parser.add_argument("--only", default="", help="sweep: comma-separated settings")
     args = parser.parse_args()
     print(f"{os.cpu_count()} CPU threads; load average {os.getloadavg()[0]:.1f} at start "

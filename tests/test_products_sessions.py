@@ -210,13 +210,17 @@ def test_blown_up_vectors_are_an_error_and_a_diverging_candidate_loses(tmp_path,
     from nnkit.select import choose_settings
     from nnkit.tasks.embedding import task as T
 
-    cfg = {"train": {"learning_rate": 0.5}, "model": {"shared_negatives": 100}}
+    cfg = {"train": {"learning_rate": 0.5}, "model": {"shared_negatives": 100, "objective": "negative_sampling"}}
     healthy = np.random.default_rng(0).normal(size=(50, 8)).astype(np.float32)
     T.check_not_diverged(healthy, cfg)  # norms ~3: nothing to say
     with pytest.raises(TrainingDiverged, match=r"median norm is 2\.64e\+05.*try 0\.25.*shared_negatives = 0"):
         T.check_not_diverged(healthy * 1e5, cfg)
     with pytest.raises(TrainingDiverged, match="nan"):
         T.check_not_diverged(np.full((3, 8), np.nan, np.float32), cfg)
+    softmax = {"train": {"learning_rate": 0.01}, "model": {"shared_negatives": 100, "objective": "softmax"}}
+    with pytest.raises(TrainingDiverged, match="try 0.005") as info:  # the softmax draws nothing to share
+        T.check_not_diverged(healthy * 1e5, softmax)
+    assert "shared_negatives" not in str(info.value)
 
     # in a choice of settings, the candidate that diverges loses and the run goes on with the other
     real_check = T.check_not_diverged

@@ -108,7 +108,7 @@ def test_user_sessions_train_the_softmax_and_serve_target_plus_context(tmp_path)
     resolved = _resolve(_invoices(tmp_path), "model.postprocess=none", "train.epochs=8")
     assert resolved.cfg["model"]["objective"] == "softmax"  # the recipe's [with_data] table
     assert (resolved.cfg["train"]["optimizer"], resolved.cfg["train"]["learning_rate"]) == ("adam", 0.01)
-    run = start(resolved, stages=("train", "evaluate", "report"), out=str(tmp_path / "run"))
+    run = start(resolved, stages=("train", "evaluate", "report", "export"), out=str(tmp_path / "run"))
     metrics = json.loads(run.metrics_file.read_text())
     assert metrics["details"]["settings"]["objective"] == "softmax"
     model = keras.saving.load_model(run.model_file)
@@ -123,6 +123,31 @@ def test_user_sessions_train_the_softmax_and_serve_target_plus_context(tmp_path)
     same = kind[:, None] == kind[None, :]
     np.fill_diagonal(same, False)
     assert cos[same].mean() > cos[kind[:, None] != kind[None, :]].mean() + 0.3  # the two kinds apart
+    import tensorflow as tf  # the SavedModel serves the same vectors from raw ids
+
+    ids = json.loads(run.state_file.read_text())["item_ids"]
+    module = tf.saved_model.load(str(run.path / "export" / "saved_model"))  # kept: its variables live in it
+    served_by_export = module.embed(item_ids=tf.constant([ids[3], "nope", ids[0]]))
+    np.testing.assert_allclose(served_by_export["vector"].numpy()[[0, 2]], served[[3, 0]], rtol=1e-6)
+    assert served_by_export["known"].numpy().tolist() == [True, False, True]
+
+
+def test_category_head_gets_the_kept_centres_categories(tmp_path):
+    path = _invoices(tmp_path)
+    items = tmp_path / "items.csv"
+    items.write_text("sku,category\n" + "".join(f"{k}{n},{k}\n" for k in "AB" for n in range(12)))
+    resolved = _resolve(path, "data.items=" + str(items), "model.category_weight=10", "model.window=2",
+                        "data.category_column=category")
+    task, cfg = resolved.task, resolved.cfg
+    prepared = task.load(cfg)
+    train, _ = task.datasets(cfg, prepared, 64)
+    target, y = next(iter(train))
+    assert y["skipgram"].shape == (target.shape[0], 4) and y["category"].shape == target.shape
+    np.testing.assert_array_equal(y["category"].numpy(), prepared.extra["train_categories"][target.numpy()])
+    model = task.build_model(cfg, prepared)
+    model.compile(optimizer="adam", **task.compile_kwargs(cfg, prepared))
+    logs = model.fit(train, epochs=1, verbose=0).history
+    assert np.isfinite(logs["loss"][0]) and logs["category_loss"][0] > 0
 
 
 def test_softmax_refuses_a_catalogue_too_large_before_any_run_folder(tmp_path, monkeypatch):

@@ -329,10 +329,11 @@ class EmbeddingTask(Task):
 
     def finish_model(self, model, prepared: Prepared, cfg: dict) -> dict:
         """``model.postprocess`` applied to the item vectors ('auto': the best on validation)."""
-        vectors = self.trained_vectors(model)  # one copy of the table (a million rows is 256 MB)
-        check_not_diverged(vectors, cfg)
+        vectors = self.vectors(model)  # one copy of the table (a million rows is 256 MB)
+        check_not_diverged(vectors, cfg)  # the raw table: the softmax's sum of unit vectors hides a blow-up
         softmax = cfg["model"]["objective"] == "softmax"
         if softmax:  # from here on the model's target table holds the item vectors
+            vectors = self.trained_vectors(model)
             self._target_layer(model).set_weights([vectors])
         if cfg["model"]["postprocess"] == "auto" and not self._has_validation(prepared, cfg):
             return {}
@@ -549,7 +550,7 @@ def check_not_diverged(vectors: np.ndarray, cfg: dict) -> None:
         return
     rate = cfg["train"]["learning_rate"]
     tries = [f"a lower train.learning_rate (now {rate:g}; try {rate / 2:g})", "a smaller train.batch_size"]
-    if cfg["model"]["shared_negatives"]:
+    if EmbeddingTask._shared_negatives(cfg["model"]):
         tries.append("model.shared_negatives = 0")
     raise TrainingDiverged(f"training diverged: the item vectors' median norm is {median:.3g} (skip-gram's stay "
                      f"below about 10, so their neighbours are noise); try " + ", ".join(tries))
