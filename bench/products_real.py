@@ -320,6 +320,7 @@ def preset_settings(args) -> dict:
         settings.update(NEGATIVE_SAMPLING)
     return settings
 
+
 SWEEP = [  # (setting, values): one at a time from the preset; Caselles-Dupré et al. 2018's list
     ("context", ["window", "session"]),
     ("window", [3, 10, 25]),
@@ -331,6 +332,16 @@ SWEEP = [  # (setting, values): one at a time from the preset; Caselles-Dupré e
     ("batch_size", [4096]),
 ]
 
+SOFTMAX_SWEEP = [  # the same idea for the softmax's own settings (Adam: rate, epochs, centres per step)
+    ("context", ["window", "session"]),
+    ("window", [3, 10, 25]),
+    ("subsample", [0.0, 1e-2]),
+    ("epochs", [3, 8]),
+    ("learning_rate", [0.003, 0.03]),
+    ("batch_size", [256, 1024]),
+    ("schedule", ["cosine"]),
+]
+
 
 def sweep(args, benches):
     base = preset_settings(args)
@@ -339,7 +350,7 @@ def sweep(args, benches):
     for bench in benches:
         print(f"\n### {bench.describe()}\n")
         head = None
-        for setting, values in SWEEP:
+        for setting, values in SOFTMAX_SWEEP if base["objective"] == "softmax" else SWEEP:
             if only and setting not in only:
                 continue
             for value in values:
