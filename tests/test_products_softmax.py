@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from nnkit.datasets import sessions as S
+from test_products_sessions import _retail_like  # invoices of two kinds of basket (A*, B*), 24 items
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -79,18 +80,6 @@ def test_softmax_model_shapes_round_trip_and_errors(tmp_path):
         build_item2vec(30, objective="softmax", shared_negatives=10)
 
 
-def _invoices(tmp_path, items=12):
-    rng = np.random.default_rng(0)
-    lines = ["invoice,sku"]
-    for s in range(160):  # two kinds of basket: A* items together, B* items together
-        kind = s % 2
-        for item in rng.choice(items, size=rng.integers(3, 7), replace=False):
-            lines.append(f"{s},{'AB'[kind]}{item}")
-    path = tmp_path / "invoices.csv"
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 def _resolve(path, *sets):
     from nnkit.pipeline import resolve
 
@@ -105,7 +94,7 @@ def test_user_sessions_train_the_softmax_and_serve_target_plus_context(tmp_path)
     from nnkit.pipeline import start
     from nnkit.tasks.embedding.baselines import normalize
 
-    resolved = _resolve(_invoices(tmp_path), "model.postprocess=none", "train.epochs=8")
+    resolved = _resolve(_retail_like(tmp_path), "model.postprocess=none", "train.epochs=8")
     assert resolved.cfg["model"]["objective"] == "softmax"  # the recipe's [with_data] table
     assert (resolved.cfg["train"]["optimizer"], resolved.cfg["train"]["learning_rate"]) == ("adam", 0.01)
     run = start(resolved, stages=("train", "evaluate", "report", "export"), out=str(tmp_path / "run"))
@@ -133,7 +122,7 @@ def test_user_sessions_train_the_softmax_and_serve_target_plus_context(tmp_path)
 
 
 def test_category_head_gets_the_kept_centres_categories(tmp_path):
-    path = _invoices(tmp_path)
+    path = _retail_like(tmp_path)
     items = tmp_path / "items.csv"
     items.write_text("sku,category\n" + "".join(f"{k}{n},{k}\n" for k in "AB" for n in range(12)))
     resolved = _resolve(path, "data.items=" + str(items), "model.category_weight=10", "model.window=2",
@@ -156,10 +145,10 @@ def test_softmax_refuses_a_catalogue_too_large_before_any_run_folder(tmp_path, m
     from nnkit.tasks.embedding.task import EmbeddingTask
 
     monkeypatch.setattr(EmbeddingTask, "softmax_max_items", 10)  # the file has 24 items
-    resolved = _resolve(_invoices(tmp_path))
+    resolved = _resolve(_retail_like(tmp_path))
     with pytest.raises(NnkitError, match=r"config key 'model.objective': 'softmax' scores all 24 items.*"
                                          r"at most 10.*model.objective=negative_sampling"):
         start(resolved, stages=("train",), out=str(tmp_path / "run"))
     assert not (tmp_path / "run").exists()
-    ok = _resolve(_invoices(tmp_path), "model.objective=negative_sampling", "train.optimizer=sgd")
+    ok = _resolve(_retail_like(tmp_path), "model.objective=negative_sampling", "train.optimizer=sgd")
     ok.task.load(ok.cfg)  # negative sampling takes any catalogue
