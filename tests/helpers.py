@@ -25,6 +25,17 @@ def fresh_python(code: str, *args, timeout: int = 300) -> str:
     return result.stdout
 
 
+def sigint_as_on_a_terminal() -> None:
+    """Give SIGINT its default action (as a terminal's Ctrl-C has); a ``preexec_fn`` for Ctrl-C tests.
+
+    A test run started in the background (``cmd &``, nohup, some CI runners) inherits SIGINT
+    *ignored* (POSIX), and Python then keeps ignoring it: a Ctrl-C test would see its signal vanish.
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def nnkit_subprocess(*args, timeout: int = 600, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
     """Run ``python -m nnkit.cli ...`` as a user would, in a separate process."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}

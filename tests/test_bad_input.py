@@ -338,13 +338,19 @@ def _arm_interrupt(interrupt):
     module_name, name, signum = interrupt
     module = importlib.import_module(module_name)
     original = getattr(module, name)
+    # Ctrl-C's default handling, as on a terminal: tests started in the background inherit SIGINT ignored
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def firing(*args, **kwargs):
         signal.raise_signal(signum)
         return original(*args, **kwargs)
 
+    def restore():
+        setattr(module, name, original)
+        signal.signal(signal.SIGINT, handler)
+
     setattr(module, name, firing)
-    return lambda: setattr(module, name, original)
+    return restore
 
 
 def _check(case, tmp_path, run=None, foreign=None):

@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import ROOT, nnkit_subprocess
+from helpers import ROOT, nnkit_subprocess, sigint_as_on_a_terminal
 
 ARGS = ["--quiet", "--set", "train.epochs=12", "--set", "train.early_stopping=false",
         "--set", "model.filters=[8]", "--set", "model.dense_units=16", "--set", 'eval.baselines=["majority"]',
@@ -53,7 +53,7 @@ def _start(out, epoch: int, action: str, recipe: str = "digits", args=ARGS) -> s
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
     return subprocess.Popen([sys.executable, "-c", AT_EPOCH, str(epoch), action, "run", recipe, "--out", str(out),
                              *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env)
+                            text=True, env=env, preexec_fn=sigint_as_on_a_terminal)
 
 
 def _wait_for_pause(process) -> None:
