@@ -1,4 +1,4 @@
-"""Item embeddings from user sessions: item2vec (skip-gram with negative sampling).
+"""Item embeddings from user sessions: item2vec (skip-gram; negative sampling or a full softmax).
 
 The notes' shop: millions of sparse product ids become dense vectors in which
 products of the same category sit together. Data: a seeded shop generator
@@ -15,9 +15,9 @@ Baselines on the same parts: random vectors, truncated SVD of the PPMI
 co-occurrence matrix, popularity and same-session co-occurrence.
 
 Settings: the recipe's values suit the generated shop; its ``[with_data]``
-table sets the user sessions' (every context in the window, and
-``model.window = "auto"``: chosen among ``window_candidates`` on the
-validation part, ``nnkit.select``). After training ``model.postprocess``
+table sets the user sessions' (the full softmax, every context in the
+window, and ``model.window = "auto"``: chosen among ``window_candidates`` on
+the validation part, ``nnkit.select``). After training ``model.postprocess``
 ("auto") keeps the best of none/center/all-but-the-top on validation.
 
 Serving: the SavedModel maps item ids (strings) to vectors (``embed``) and to
