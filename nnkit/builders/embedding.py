@@ -63,33 +63,31 @@ def build_item2vec(vocab_size: int, *, dim: int = 64, num_negatives: int = 5, sh
     from nnkit.layers.embedding import ContextScores, SharedNegativeContexts, SoftmaxContexts, SparseEmbedding
 
     target = keras.Input(shape=(), dtype="int32", name="target")
-    if objective == "softmax":
-        target_vectors = SparseEmbedding(
-            vocab_size, dim, embeddings_initializer=keras.initializers.RandomUniform(-0.5 / dim, 0.5 / dim),
-            name=f"{name}_target")(target)
-        outputs = {"skipgram": SoftmaxContexts(vocab_size, dim, name=f"{name}_context")(target_vectors)}
-        if num_categories:
-            outputs["category"] = keras.layers.Dense(num_categories, name=f"{name}_category")(target_vectors)
-        return keras.Model(target, outputs, name=name)
-    contexts = keras.Input(shape=(1 if shared_negatives else 1 + num_negatives,), dtype="int32", name="contexts")
     scale = 0.5 / dim  # word2vec's initialisation: small uniform targets, zero contexts
     target_vectors = SparseEmbedding(
         vocab_size, dim, embeddings_initializer=keras.initializers.RandomUniform(-scale, scale),
         name=f"{name}_target")(target)
-    if shared_negatives:
-        table = SharedNegativeContexts(vocab_size, dim, negatives=num_negatives,
-                                       pairs_per_negative=shared_negatives, embeddings_initializer="zeros",
-                                       name=f"{name}_context")
-        logits = table([target_vectors, contexts])
-        table.noise_cdf.assign(_cumulative(noise, vocab_size))
+    if objective == "softmax":  # every item scored: no contexts input, no negatives
+        inputs = target
+        logits = SoftmaxContexts(vocab_size, dim, name=f"{name}_context")(target_vectors)
     else:
-        context_vectors = SparseEmbedding(vocab_size, dim, embeddings_initializer="zeros",
-                                          name=f"{name}_context")(contexts)
-        logits = ContextScores(name=f"{name}_dot")([target_vectors, context_vectors])
+        contexts = keras.Input(shape=(1 if shared_negatives else 1 + num_negatives,), dtype="int32",
+                               name="contexts")
+        inputs = [target, contexts]
+        if shared_negatives:
+            table = SharedNegativeContexts(vocab_size, dim, negatives=num_negatives,
+                                           pairs_per_negative=shared_negatives, embeddings_initializer="zeros",
+                                           name=f"{name}_context")
+            logits = table([target_vectors, contexts])
+            table.noise_cdf.assign(_cumulative(noise, vocab_size))
+        else:
+            context_vectors = SparseEmbedding(vocab_size, dim, embeddings_initializer="zeros",
+                                              name=f"{name}_context")(contexts)
+            logits = ContextScores(name=f"{name}_dot")([target_vectors, context_vectors])
     outputs = {"skipgram": logits}
     if num_categories:
         outputs["category"] = keras.layers.Dense(num_categories, name=f"{name}_category")(target_vectors)
-    return keras.Model([target, contexts], outputs, name=name)
+    return keras.Model(inputs, outputs, name=name)
 
 
 def _cumulative(noise, vocab_size: int):

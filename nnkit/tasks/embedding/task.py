@@ -310,8 +310,8 @@ class EmbeddingTask(Task):
 
         m = self.settings(cfg, prepared)
         cats = prepared.extra["train_categories"] if self._category_head(cfg, prepared) else None
-        # shared negatives are drawn in the model: the pipeline gives the true contexts only
-        negatives = 0 if self._shared_negatives(m) or m["objective"] == "softmax" else m["negatives"]
+        # shared negatives are drawn in the model (the softmax's grouped batches have none to draw)
+        negatives = 0 if self._shared_negatives(m) else m["negatives"]
         train = skipgram_dataset(prepared.train, window=m["window"], negatives=negatives,
                                  centers_per_batch=batch_size, power=m["noise_power"], sample=m["subsample"],
                                  shrink=m["shrink_window"], seed=cfg["train"]["seed"], category_labels=cats,
