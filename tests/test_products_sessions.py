@@ -56,6 +56,25 @@ def test_hold_out_tail_and_scorable_cases():
         == [list("abc"), list("abc"), list("ca")]
 
 
+def test_folds_cover_each_eligible_session_once_and_all_but_the_first_item_is_held_out():
+    data = _sessions(list("abcd"), list("ab"), list("bcd"), list("abc"), list("dcb"), list("cab"))
+    folds = N.session_folds(data, 2, seed=0, tail=None)
+    # sessions of >= 3 items are eligible (one kept item, at least two cases); "ab" is not
+    assert sorted(np.concatenate(folds).tolist()) == [0, 2, 3, 4, 5] and [f.size for f in folds] == [3, 2]
+    assert N.session_folds(data, 2, seed=0, tail=None)[0].tolist() == folds[0].tolist()  # seeded
+    train, val, test, summary = N.cut_session_ends(data, np.array([0]), np.array([2, 4]), tail=None)
+    kept = [list(train.item_ids[train.tokens[s:e]]) for s, e in zip(train.offsets[:-1], train.offsets[1:])]
+    # held-out sessions keep only their first item (then too short to train on: dropped)
+    assert kept == [list("ab"), list("abc"), list("cab")]
+    assert list(zip(_ids(train, val.queries), _ids(train, val.targets))) == [("a", "b"), ("b", "c"), ("c", None)]
+    # "d" is left only as the lone first item of "dcb": no row, so that case is not scorable either
+    assert list(zip(_ids(train, test.queries), _ids(train, test.targets))) == [
+        ("b", "c"), ("c", None), (None, "c"), ("c", "b")]
+    assert test.scorable().size == 2
+    assert summary["held-out items per such session"] == "all but the first"
+    assert summary["held-out items not seen in training (validation, test)"] == "1, 1"
+
+
 def test_rank_metrics_by_hand():
     scores = np.array([[9.0, 5.0, 4.0, 3.0],   # query 0 excluded: target 2 is 2nd
                        [1.0, 9.0, 2.0, 3.0],   # query 1 excluded: target 0 is 3rd

@@ -43,27 +43,43 @@ def hold_out_session_ends(data, validation_fraction: float, test_fraction: float
 
     Returns ``(train_data, validation, test, summary)``. Sessions keeping at
     least 2 items after the cut are eligible; each is validation, test or
-    untouched. Every held-out item is a case: predict it from the item just
-    before it (which may itself be held out: its vector is still trained on
-    the other sessions). The training vocabulary is rebuilt from what is left
-    (held-out items are not counted), so an item seen nowhere else has no row
-    (``targets == -1``).
+    untouched. See :func:`cut_session_ends` for the cases.
+    """
+    order = np.random.default_rng([seed, 13]).permutation(eligible_sessions(data, tail))
+    n_val = int(round(order.size * validation_fraction))
+    n_test = int(round(order.size * test_fraction))
+    return cut_session_ends(data, np.sort(order[:n_val]), np.sort(order[n_val:n_val + n_test]), tail)
+
+
+def eligible_sessions(data, tail: int | None) -> np.ndarray:
+    """Sessions long enough to lose ``tail`` items (``None``: all but the first) and keep a case."""
+    return np.flatnonzero(np.diff(data.offsets) >= (3 if tail is None else tail + 2))
+
+
+def session_folds(data, folds: int, seed: int, tail: int | None) -> list[np.ndarray]:
+    """The eligible sessions in ``folds`` random parts of near-equal size (sorted within each)."""
+    order = np.random.default_rng([seed, 13]).permutation(eligible_sessions(data, tail))
+    return [np.sort(part) for part in np.array_split(order, folds)]
+
+
+def cut_session_ends(data, validation_sessions, test_sessions, tail: int | None = 1):
+    """Hold out the last ``tail`` items of the given sessions (``None``: every item after the first).
+
+    Returns ``(train_data, validation, test, summary)``. Every held-out item
+    is a case: predict it from the item just before it (which may itself be
+    held out: its vector is still trained on the other sessions). The
+    training vocabulary is rebuilt from what is left (held-out items are not
+    counted), so an item seen nowhere else has no row (``targets == -1``).
     """
     from nnkit.datasets.sessions import from_arrays
 
     lengths = np.diff(data.offsets)
-    eligible = np.flatnonzero(lengths >= tail + 2)
-    rng = np.random.default_rng([seed, 13])
-    order = rng.permutation(eligible)
-    n_val = int(round(order.size * validation_fraction))
-    n_test = int(round(order.size * test_fraction))
-    val_sessions, test_sessions = np.sort(order[:n_val]), np.sort(order[n_val:n_val + n_test])
-    held = np.concatenate([val_sessions, test_sessions])
+    held = np.concatenate([validation_sessions, test_sessions]).astype(np.int64)
+    cut = lengths[held] - 1 if tail is None else np.full(held.size, tail)
     drop = np.zeros(data.tokens.size, bool)
-    for back in range(1, tail + 1):
-        drop[data.offsets[1:][held] - back] = True
+    drop[_tail_positions(data.offsets, held, cut)] = True
     new_lengths = lengths.copy()
-    new_lengths[held] -= tail
+    new_lengths[held] -= cut
     offsets = np.zeros(lengths.size + 1, np.int64)
     np.cumsum(new_lengths, out=offsets[1:])
     train = from_arrays(data.tokens[~drop], offsets, data.item_ids, data.categories, data.category_names,
@@ -71,19 +87,27 @@ def hold_out_session_ends(data, validation_fraction: float, test_fraction: float
     row_of = dict(zip(train.item_ids.tolist(), range(train.vocab_size)))
     to_row = np.vectorize(lambda i: row_of.get(i, -1), otypes=[np.int64])
 
-    def cases(sessions):
+    def cases(sessions, counts):
         if sessions.size == 0:
             return HeldOutEnds(np.zeros(0, np.int64), np.zeros(0, np.int64))
-        positions = (data.offsets[1:][sessions][:, None] - np.arange(tail, 0, -1)[None, :]).ravel()
+        positions = _tail_positions(data.offsets, sessions, counts)
         return HeldOutEnds(to_row(data.item_ids[data.tokens[positions - 1]]),
                            to_row(data.item_ids[data.tokens[positions]]))
 
-    validation, test = cases(val_sessions), cases(test_sessions)
-    summary = {"sessions with held-out ends (validation, test)": f"{val_sessions.size}, {test_sessions.size}",
-               "held-out items per such session": tail,
+    n_val = len(validation_sessions)
+    validation, test = cases(held[:n_val], cut[:n_val]), cases(held[n_val:], cut[n_val:])
+    summary = {"sessions with held-out ends (validation, test)": f"{n_val}, {held.size - n_val}",
+               "held-out items per such session": "all but the first" if tail is None else tail,
                "held-out items not seen in training (validation, test)":
                    f"{int((validation.targets < 0).sum())}, {int((test.targets < 0).sum())}"}
     return train, validation, test, summary
+
+
+def _tail_positions(offsets: np.ndarray, sessions: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Event positions of the last ``counts[i]`` items of each ``sessions[i]``, in session order."""
+    ends = offsets[1:][sessions]
+    return np.concatenate([np.arange(end - count, end) for end, count in zip(ends, counts)] or
+                          [np.zeros(0, np.int64)]).astype(np.int64)
 
 
 def target_ranks(scores: np.ndarray, queries: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -110,12 +134,17 @@ def summarize_ranks(ranks: np.ndarray, k: int) -> dict:
     return {f"hit_rate_at_{k}": float(hit.mean()), f"mrr_at_{k}": float(np.where(hit, 1.0 / ranks, 0.0).mean())}
 
 
-def ranked(score_fn, ends: HeldOutEnds, vocab_size: int, k: int) -> dict:
-    """Metrics of ``score_fn(queries) -> (n, vocab)`` scores, in chunks of ~20M scores."""
+def case_ranks(score_fn, ends: HeldOutEnds, vocab_size: int) -> np.ndarray:
+    """Each case's target rank under ``score_fn(queries) -> (n, vocab)`` scores, in chunks of ~20M scores."""
     chunk = max(1, int(2e7 // max(1, vocab_size)))
     ranks = [target_ranks(score_fn(ends.queries[s:s + chunk]), ends.queries[s:s + chunk],
                           ends.targets[s:s + chunk]) for s in range(0, ends.size, chunk)]
-    return summarize_ranks(np.concatenate(ranks) if ranks else np.zeros(0), k)
+    return np.concatenate(ranks) if ranks else np.zeros(0)
+
+
+def ranked(score_fn, ends: HeldOutEnds, vocab_size: int, k: int) -> dict:
+    """Hit rate@k and MRR@k of ``score_fn``'s scores on the cases."""
+    return summarize_ranks(case_ranks(score_fn, ends, vocab_size), k)
 
 
 def vector_scorer(vectors: np.ndarray):
