@@ -138,6 +138,9 @@ SCHEDULES = ("constant", "cosine", "exponential", "step")
 
 TRAIN_SCHEMA = {
     "epochs": Field(10, "maximum number of epochs", min=1),
+    "min_steps": Field(0, "when all epochs together would make fewer optimizer steps than this, each epoch "
+                          "repeats the training data (reshuffled) up to min_steps / epochs steps, so a small "
+                          "data set still trains; the report says so (0 = off)", min=0),
     "batch_size": Field(32, "global mini-batch size (scaled by replicas)", min=1),
     "optimizer": Field("adam", "optimizer", choices=OPTIMIZERS),
     "learning_rate": Field(1e-3, "initial learning rate", min=0.0, type=float),

@@ -198,6 +198,11 @@ def write_report(run: Run, document: dict, summary: dict | None = None) -> Path:
                   f"{len(history)} epochs; last epoch: " +
                   ", ".join(f"{k} {_finite(v):.4g}" for k, v in last.items() if k != "epoch" and v and v != "NA"),
                   ""]
+        if meta.get("steps_per_epoch"):
+            r = meta["steps_per_epoch"]
+            parts += [f"Each epoch made {r['steps']} optimizer steps, repeating the training data (reshuffled), "
+                      f"which make {r['steps_per_pass']} a pass: `train.min_steps = {r['min_steps']}` over all "
+                      "epochs. Set `train.min_steps=0` for one pass an epoch.", ""]
     plot_paths = sorted(run.plot_dir.glob("*.png")) if run.plot_dir.is_dir() else []
     if plot_paths:
         parts += ["## Plots", ""]

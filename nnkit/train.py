@@ -74,6 +74,19 @@ def make_learning_rate(train_cfg: dict, steps_per_epoch: int):
         decay_rate=train_cfg["decay_rate"], staircase=(schedule == "step"))
 
 
+def steps_for_min_steps(epochs: int, min_steps: int, steps_per_pass: int) -> int:
+    """``train.min_steps``: optimizer steps in one epoch, so that all epochs together make ``min_steps``.
+
+    A recipe's epochs are sized for its bundled data; a user's data set of a
+    few batches would get a few dozen steps from them (item2vec on the
+    55-invoice Online Retail sample: 10 Adam steps), far from trained. Such
+    an epoch repeats the data (reshuffled each pass) up to this many steps;
+    the epochs, and what is done per epoch (validation, checkpoints, logs),
+    stay as configured. A data set with enough steps keeps one pass.
+    """
+    return max(int(steps_per_pass), -(-int(min_steps) // max(1, int(epochs))))
+
+
 def make_optimizer(train_cfg: dict, steps_per_epoch: int) -> keras.optimizers.Optimizer:
     kwargs = {"learning_rate": make_learning_rate(train_cfg, steps_per_epoch)}
     if train_cfg["clipnorm"] > 0:
@@ -476,6 +489,12 @@ def fit(task, cfg: dict, prepared, run: Run, extra_callbacks: list | None = None
     global_batch = train_cfg["batch_size"] * replicas
     train_ds, val_ds = task.datasets(cfg, prepared, global_batch)
     steps = int(train_ds.cardinality().numpy()) if train_ds.cardinality() > 0 else 100
+    per_epoch = steps_for_min_steps(train_cfg["epochs"], train_cfg["min_steps"], steps)
+    repeated = bool(train_ds.cardinality() > 0 and per_epoch > steps)
+    if repeated:  # a small data set: repeated within each epoch
+        run.update_meta(steps_per_epoch={"steps": per_epoch, "steps_per_pass": steps,
+                                         "min_steps": train_cfg["min_steps"]})
+        train_ds, steps = train_ds.repeat().take(per_epoch), per_epoch
     with strategy.scope():
         model = task.build_model(cfg, prepared)
         jit = train_cfg["jit_compile"]
@@ -494,7 +513,7 @@ def fit(task, cfg: dict, prepared, run: Run, extra_callbacks: list | None = None
         callbacks.append(average)  # after early stopping, which restores the best weights at the end
     callbacks.sort(key=lambda c: isinstance(c, RunCheckpoint))  # the commit comes after every other callback
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):  # nnkit's own engine: one per epoch
-        _replay_epochs(train_ds, RunCheckpoint.read(run.checkpoint_dir / "backup"))
+        _replay_epochs(train_ds, RunCheckpoint.read(run.checkpoint_dir / "backup"), repeated)
     engine = _engine_for(strategy)
     engine(model, train_ds, val_ds, train_cfg, callbacks)
     if average is not None and average.summary:
@@ -509,7 +528,7 @@ def fit(task, cfg: dict, prepared, run: Run, extra_callbacks: list | None = None
     return model
 
 
-def _replay_epochs(train_ds, saved: dict | None) -> None:
+def _replay_epochs(train_ds, saved: dict | None, repeated: bool = False) -> None:
     """On resume, draw as many iterators as the finished epochs drew, so the shuffle order continues.
 
     ``Dataset.shuffle(seed=..., reshuffle_each_iteration=True)`` takes new
@@ -524,6 +543,14 @@ def _replay_epochs(train_ds, saved: dict | None) -> None:
     if not saved:
         return
     done = int(saved["epoch"])
+    if repeated:
+        # a repeated (small) data set starts a new shuffle at each pass, so the finished epochs are read
+        # through, then each one's spare iterator is made. Only small data sets repeat: reading is cheap
+        for _ in range(done):
+            for _ in train_ds:
+                pass
+            iter(train_ds)
+        return
     count = 2 * done if int(train_ds.cardinality()) > 0 else max(0, 2 * done - 1)
     for _ in range(count):
         iter(train_ds)

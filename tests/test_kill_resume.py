@@ -166,8 +166,8 @@ def test_sigkill_mid_export_leaves_no_garbage_and_resume_redoes_it(tmp_path, ref
     _assert_valid_and_equal(out, reference)
 
 
-@pytest.mark.parametrize("known_batches", [True, False])
-def test_checkpoint_resume_replays_shuffle_order_and_dropout_seeds(tmp_path, known_batches):
+@pytest.mark.parametrize("known_batches,repeated", [(True, False), (False, False), (True, True)])
+def test_checkpoint_resume_replays_shuffle_order_and_dropout_seeds(tmp_path, known_batches, repeated):
     """In one process, fast: 3 epochs straight == 1 epoch, a crash, and a resume from the checkpoint.
 
     Guards the two things Keras does not restore (the shuffle's per-iterator
@@ -188,6 +188,8 @@ def test_checkpoint_resume_replays_shuffle_order_and_dropout_seeds(tmp_path, kno
         ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(96, seed=3, reshuffle_each_iteration=True).batch(16)
         if not known_batches:
             ds = ds.filter(lambda a, b: True)  # cardinality unknown until the first epoch ends
+        if repeated:  # train.min_steps on a small data set: 2.5 reshuffled passes an epoch
+            ds = ds.repeat().take(15)
         inputs = keras.Input((5,))
         hidden = keras.layers.Dropout(0.4)(keras.layers.Dense(8, activation="relu")(inputs))
         model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(hidden))
@@ -211,7 +213,7 @@ def test_checkpoint_resume_replays_shuffle_order_and_dropout_seeds(tmp_path, kno
         model.fit(ds, epochs=3, verbose=0, callbacks=[Crash()] + callbacks(tmp_path / "ck"))
     assert RunCheckpoint.read(tmp_path / "ck")["epoch"] == 1
     model, ds = build()
-    _replay_epochs(ds, RunCheckpoint.read(tmp_path / "ck"))
+    _replay_epochs(ds, RunCheckpoint.read(tmp_path / "ck"), repeated)
     model.fit(ds, epochs=3, verbose=0, callbacks=callbacks(tmp_path / "ck"))
     for a, b in zip(straight, model.get_weights()):
         np.testing.assert_array_equal(a, b)

@@ -1,4 +1,5 @@
-"""Training levers for translation: learning-rate warm-up, checkpoint averaging, label smoothing."""
+"""Training levers: learning-rate warm-up, checkpoint averaging, label smoothing (translation), a minimum
+number of optimizer steps (small data sets)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,17 @@ def test_warmup_rises_linearly_then_follows_the_schedule():
     assert make_learning_rate(train_cfg(learning_rate=0.01), 50) == 0.01  # off: a plain float, as before
     with pytest.raises(ConfigError, match="warmup_steps"):
         make_learning_rate(train_cfg(warmup_steps=10, schedule="exponential"), 50)
+
+
+def test_min_steps_lengthens_only_the_epochs_of_a_data_set_too_small_for_them():
+    from nnkit.train import steps_for_min_steps
+
+    assert steps_for_min_steps(5, 0, 3) == 3  # off: one pass
+    assert steps_for_min_steps(5, 1000, 2) == 200  # 5 epochs x 2 steps: each epoch makes 200 steps
+    assert steps_for_min_steps(3, 1000, 2) == 334  # rounded up: 3 x 334 >= 1000
+    assert steps_for_min_steps(5, 1000, 190) == 200  # just short (MovieLens): 5 % more, not a second pass
+    assert steps_for_min_steps(5, 1000, 500) == 500  # a large data set keeps one pass
+    assert TRAIN_SCHEMA["min_steps"].default == 0  # only a recipe that needs it turns it on
 
 
 def test_checkpoint_average_keeps_the_mean_only_when_it_validates_better():
