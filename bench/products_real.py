@@ -8,13 +8,18 @@ Data (research use only: read from ../shared/data, never committed):
 * Online Retail sample: a session is an invoice; no categories, so the score
   is next-item retrieval on held-out invoice ends.
 
-Both data sets also get the next-item score: the last item of 20 % + 20 % of
-the users (MovieLens), the last 3 items of every invoice (retail: 68
-invoices, half validation, half test) are held out before training. Every method is
-trained on the same remaining sessions and scored by the same code
-(``nnkit.tasks.embedding.baselines`` and ``.next_item``): kNN category accuracy and precision@10 on
-held-out films seen at least 5 times, hit rate@10 and MRR@10 on held-out
-ends, beside popularity and same-session co-occurrence.
+Both data sets also get the next-item score. MovieLens: the last item of
+20 % + 20 % of the users is held out (validation, test) before training.
+Retail: 55 invoices are too few for one split (the last stop scored 25 test
+ends), so the invoices are cut into 5 folds; for fold f every item after an
+invoice's first is held out in fold f (test) and fold f+1 (validation),
+each method trains on the rest, and the test cases of the 5 folds are
+pooled (about 250 cases). Every method is trained on the same sessions and
+scored by the same code (``nnkit.tasks.embedding.baselines`` and
+``.next_item``): kNN category accuracy and precision@10 on held-out films
+seen at least 5 times, hit rate@10 and MRR@10 on held-out ends, beside
+popularity and same-session co-occurrence. nnkit's difference to each other
+method comes with a 95 % bootstrap interval over the same cases.
 
     python bench/products_real.py compare            # nnkit vs gensim vs PPMI-SVD vs random, test part
     python bench/products_real.py compare --init ppmi_svd   # nnkit started from PPMI-SVD (a hybrid)
@@ -80,17 +85,12 @@ def retail(path: Path, min_count: int):
                          timestamp_column="InvoiceDate", category_column="", min_count=min_count)
 
 
-class Bench:
-    """One data set, split once: training sessions, held-out ends, held-out items (val/test)."""
+class Split:
+    """One training set and its held-out parts: session ends (validation/test) and, with categories, items."""
 
-    def __init__(self, name, data, seed=0, ends=(0.2, 0.2), tail=1):
-        from nnkit.tasks.embedding.next_item import hold_out_session_ends
-
-        self.name = name
-        self.train, self.val_ends, self.test_ends, self.split_summary = hold_out_session_ends(
-            data, *ends, seed, tail=tail)
-        self.val_ends, self.test_ends = self.val_ends.scorable(), self.test_ends.scorable()
-        t = self.train
+    def __init__(self, train, val_ends, test_ends, seed: int):
+        self.train, self.val_ends, self.test_ends = train, val_ends.scorable(), test_ends.scorable()
+        t = train
         self.has_categories = (t.categories >= 0).sum() > 20
         if self.has_categories:
             from nnkit.tasks.embedding.baselines import category_matrix
@@ -102,38 +102,113 @@ class Bench:
             self.val_items, self.test_items = np.sort(order[:n_val]), np.sort(order[n_val:])
             self.pool = np.flatnonzero(t.categories >= 0)
 
-    def describe(self) -> str:
-        t = self.train
-        text = (f"{self.name}: {t.n_sessions} sessions, {t.tokens.size} events, {t.vocab_size} items "
-                f"(mean session {t.tokens.size / t.n_sessions:.1f}); held-out ends scored: validation "
-                f"{self.val_ends.size}, test {self.test_ends.size}")
-        if self.has_categories:
-            text += (f"; {len(t.category_names)} categories, items scored (seen >= 5 times): validation "
-                     f"{self.val_items.size}, test {self.test_items.size}")
-        return text
-
-    def score(self, vectors, part: str) -> dict:
+    def cases(self, vectors, part: str) -> dict:
+        """Per-case scores (arrays, in a fixed case order): the metrics are their means."""
         from nnkit.tasks.embedding.baselines import multilabel_knn, nearest, normalize
-        from nnkit.tasks.embedding.next_item import ranked, vector_scorer
+        from nnkit.tasks.embedding.next_item import case_ranks, vector_scorer
 
-        ends = self.val_ends if part == "validation" else self.test_ends
-        out = ranked(vector_scorer(vectors), ends, self.train.vocab_size, K)
+        ranks = case_ranks(vector_scorer(vectors), self.val_ends if part == "validation" else self.test_ends,
+                           self.train.vocab_size)
+        out = {}
         if self.has_categories:
             items = self.val_items if part == "validation" else self.test_items
             rows, _ = nearest(normalize(vectors), items, K, self.pool)
             hit, share = multilabel_knn(rows, items, self.labels)
-            out = {"knn_accuracy": float(hit.mean()), f"precision_at_{K}": float(share.mean()), **out}
-        return out
+            out = {"knn_accuracy": hit.astype(float), f"precision_at_{K}": share}
+        return {**out, **rank_cases(ranks)}
+
+    def baseline_cases(self, part: str, seed: int = 0) -> dict:
+        from nnkit.tasks.embedding.next_item import (case_ranks, cooccurrence_scorer, popularity_scorer,
+                                                     random_scorer)
+
+        t, ends = self.train, self.val_ends if part == "validation" else self.test_ends
+        scorers = {"popularity": popularity_scorer(t.counts),
+                   "cooccurrence": cooccurrence_scorer(t.tokens, t.offsets, t.counts)}
+        return {name: rank_cases(case_ranks(fn, ends, t.vocab_size)) for name, fn in scorers.items()}
+
+
+def rank_cases(ranks: np.ndarray) -> dict:
+    hit = ranks <= K
+    return {f"hit_rate_at_{K}": hit.astype(float), f"mrr_at_{K}": np.where(hit, 1.0 / ranks, 0.0)}
+
+
+class Bench:
+    """One data set, split once (``folds=0``) or into ``folds`` parts of its sessions (cross-fitting).
+
+    With folds, part f's sessions are the test ends and part f+1's the
+    validation ends of training set f; every method trains once per fold
+    and the test cases of all folds are pooled, so each eligible session is
+    scored once: a small data set gets all the cases it has.
+    """
+
+    def __init__(self, name, data, seed=0, ends=(0.2, 0.2), tail=1, folds=0):
+        from nnkit.tasks.embedding.next_item import cut_session_ends, hold_out_session_ends, session_folds
+
+        self.name, self.folds, self.tail = name, folds, tail
+        if folds:
+            parts = session_folds(data, folds, seed, tail)
+            cuts = [cut_session_ends(data, parts[(f + 1) % folds], parts[f], tail) for f in range(folds)]
+        else:
+            cuts = [hold_out_session_ends(data, *ends, seed, tail=tail)]
+        self.splits = [Split(train, val, test, seed) for train, val, test, _ in cuts]
+        self.has_categories = self.splits[0].has_categories
+
+    def describe(self) -> str:
+        t, s = self.splits[0].train, self.splits
+        held = "all but the first item" if self.tail is None else f"last {self.tail}"
+        text = (f"{self.name}: {t.n_sessions} sessions, {t.tokens.size} events, {t.vocab_size} items "
+                f"(mean session {t.tokens.size / t.n_sessions:.1f}) in training; held-out ends ({held}) "
+                f"scored: validation {sum(x.val_ends.size for x in s)}, test {sum(x.test_ends.size for x in s)}")
+        if self.folds:
+            text += f" (pooled over {self.folds} folds of the sessions; sizes are fold 0's)"
+        if self.has_categories:
+            text += (f"; {len(t.category_names)} categories, items scored (seen >= 5 times): validation "
+                     f"{self.splits[0].val_items.size}, test {self.splits[0].test_items.size}")
+        return text
+
+    def run(self, trainer, config: dict, dim: int, seed: int, part: str = "test", post: bool = True):
+        """Train on every split; ``(raw cases, post-processed cases, choices, seconds)`` pooled over splits.
+
+        Post-processing is nnkit's own choice (``model.postprocess = auto``), made on each split's
+        validation part, for every method alike.
+        """
+        from nnkit.tasks.embedding import postprocess
+
+        raw, done, choices, seconds = [], [], [], 0.0
+        for split in self.splits:
+            vectors, took = trainer(split.train, config, dim, seed)
+            seconds += took
+            raw.append(split.cases(vectors, part))
+            if post:
+                how, _ = postprocess.choose(
+                    vectors, lambda v, split=split: split.cases(v, "validation")[self.primary].mean())
+                choices.append(how)
+                done.append(split.cases(postprocess.apply(vectors, how), part))
+        return pooled(raw), pooled(done) if post else None, choices, seconds
 
     def baselines(self, part: str) -> dict:
-        from nnkit.tasks.embedding.next_item import next_item_baselines
-
-        ends = self.val_ends if part == "validation" else self.test_ends
-        return next_item_baselines(self.train, ends, K)
+        per_split = [split.baseline_cases(part) for split in self.splits]
+        return {name: pooled([b[name] for b in per_split]) for name in per_split[0]}
 
     @property
     def primary(self) -> str:
         return "knn_accuracy" if self.has_categories else f"hit_rate_at_{K}"
+
+
+def pooled(case_dicts: list[dict]) -> dict:
+    return {key: np.concatenate([c[key] for c in case_dicts]) for key in case_dicts[0]}
+
+
+def means(cases: dict) -> dict:
+    return {key: float(v.mean()) if v.size else 0.0 for key, v in cases.items()}
+
+
+def paired_interval(a: np.ndarray, b: np.ndarray, rounds: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """Mean of ``a - b`` over the same cases, and its 95 % bootstrap interval (cases resampled)."""
+    diff = np.asarray(a, float) - np.asarray(b, float)
+    rng = np.random.default_rng(seed)
+    boot = diff[rng.integers(0, diff.size, (rounds, diff.size))].mean(axis=1)
+    return float(diff.mean()), float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))
 
 
 # -- the methods ----------------------------------------------------------------------------------
@@ -157,8 +232,8 @@ def nnkit_settings(preset: str) -> dict:
               "noise_power", "subsample")}
     if model["window"] == "auto":
         model["window"] = EmbeddingTask.window_candidates[0]
-    return {**model, **{k: sections["train"][k] for k in ("optimizer", "epochs", "batch_size", "learning_rate",
-                                                          "schedule")}}
+    return {**model, **{k: sections["train"].get(k, 0) for k in ("optimizer", "epochs", "batch_size",
+                                                                 "learning_rate", "schedule", "min_steps")}}
 
 
 def train_nnkit(data, settings: dict, dim: int, seed: int = 0):
@@ -176,6 +251,9 @@ def train_nnkit(data, settings: dict, dim: int, seed: int = 0):
     prepared = Prepared(train=data, val=None, test=np.zeros(0, np.int64), extra={"train_categories": None})
     T.apply_seed(cfg["train"])
     ds, _ = task.datasets(cfg, prepared, cfg["train"]["batch_size"])
+    steps = T.steps_for_min_steps(cfg["train"]["epochs"], cfg["train"]["min_steps"], int(ds.cardinality()))
+    if steps > int(ds.cardinality()):  # train.min_steps, as a run does: a small data set repeats in an epoch
+        ds = ds.repeat().take(steps)
     start = time.perf_counter()  # model.init = "ppmi_svd": the SVD it starts from is part of its time
     model = task.build_model(cfg, prepared)
     model.compile(optimizer=T.make_optimizer(cfg["train"], int(ds.cardinality())),
@@ -206,9 +284,16 @@ def train_gensim(data, settings: dict, dim: int, seed: int = 0, workers: int = 2
     corpus = [data.item_ids[data.tokens[s:e]].tolist() for s, e in zip(data.offsets[:-1], data.offsets[1:])]
     if settings.get("context") == "session":  # the same contexts as nnkit's: reshuffled sessions, same window
         corpus = ReshuffledSessions(corpus, seed)
+    epochs = settings["epochs"]
+    if settings.get("min_steps"):  # as many passes over a small data set as nnkit's train.min_steps makes
+        from nnkit.train import steps_for_min_steps
+
+        nnkit_epochs, steps = settings["nnkit_epochs"], -(-data.tokens.size // settings["batch_size"])
+        passes = nnkit_epochs * steps_for_min_steps(nnkit_epochs, settings["min_steps"], steps) / steps
+        epochs = max(epochs, round(passes))
     start = time.perf_counter()
     model = Word2Vec(corpus, vector_size=dim, window=settings["window"], negative=settings["negatives"], sg=1,
-                     ns_exponent=settings["noise_power"], sample=settings["subsample"], epochs=settings["epochs"],
+                     ns_exponent=settings["noise_power"], sample=settings["subsample"], epochs=epochs,
                      shrink_windows=settings.get("shrink_window", True), min_count=1, seed=seed, workers=workers)
     seconds = time.perf_counter() - start
     rows = np.array([model.wv.key_to_index[i] for i in data.item_ids])
@@ -226,13 +311,27 @@ def train_ppmi(data, settings: dict, dim: int, seed: int = 0):
 
 # -- commands -------------------------------------------------------------------------------------
 
+def train_random(data, settings: dict, dim: int, seed: int = 0):
+    return np.random.default_rng([seed, 7]).normal(size=(data.vocab_size, dim)), 0.0
+
+
+def train_nnkit_both(data, settings: dict, dim: int, seed: int = 0):
+    """Negative sampling's target + context vectors, normalised and summed (what the softmax serves)."""
+    from nnkit.tasks.embedding.baselines import normalize
+
+    vectors, seconds = train_nnkit(data, settings, dim, seed)
+    return normalize(vectors) + normalize(train_nnkit.last_context), seconds
+
+
 def load_benches(args) -> list[Bench]:
     benches = []
     if "movielens" in args.data:
         benches.append(Bench("MovieLens latest-small", movielens(Path(args.movielens), args.min_count)))
     if "retail" in args.data:
-        # 68 invoices: every invoice's last 3 items are held out (half validation, half test)
-        benches.append(Bench("Online Retail sample", retail(Path(args.retail), 1), ends=(0.5, 0.5), tail=3))
+        # 55 invoices of 2+ items: one split would score a few dozen ends, so the invoices are cut into
+        # folds, every item after an invoice's first is a case, and the folds' cases are pooled
+        benches.append(Bench("Online Retail sample", retail(Path(args.retail), 1), tail=None,
+                             folds=args.retail_folds))
     return benches
 
 
@@ -241,13 +340,12 @@ def fmt(metrics: dict) -> str:
 
 
 def compare(args, benches):
-    from nnkit.tasks.embedding import postprocess
-
     settings = preset_settings(args)
     if args.window:  # every method's window (a user run chooses it on validation: 5, 3 or 10)
         settings["window"] = args.window
     # gensim keeps word2vec's budget of 12 epochs (its default is 5) when nnkit's softmax trains for 5
-    gensim = {**settings, "epochs": max(settings["epochs"], GENSIM_EPOCHS)}
+    # (and, on a data set small enough for nnkit's train.min_steps, as many passes as nnkit makes)
+    gensim = {**settings, "epochs": max(settings["epochs"], GENSIM_EPOCHS), "nnkit_epochs": settings["epochs"]}
     methods = [("nnkit item2vec", train_nnkit, settings), ("gensim Word2Vec", train_gensim, gensim),
                ("PPMI-SVD", train_ppmi, settings)]
     if args.init == "ppmi_svd":
@@ -258,54 +356,61 @@ def compare(args, benches):
         settings = {**settings, **HYBRID}
         methods[0] = ("nnkit item2vec", train_nnkit, settings)
         methods.insert(1, ("nnkit item2vec (init=random)", train_nnkit, methods[1][2]))
-    print(f"nnkit settings ({args.preset}): {settings}; gensim epochs {gensim['epochs']}")
+    if settings["objective"] != "softmax":
+        methods.append(("nnkit target+context", train_nnkit_both, settings))
+    print(f"nnkit settings ({args.preset}): {settings}; gensim epochs {gensim['epochs']} (on a data set small "
+          "enough for nnkit's train.min_steps: as many passes as nnkit makes)")
     for bench in benches:
         print(f"\n### {bench.describe()}\n")
-        rows = []
+        cases = {}  # (method, seed) -> post-processed test cases
+        lines, walls = [], {}
         for seed in range(args.seeds):
             for name, trainer, config in methods:
-                vectors, seconds = trainer(bench.train, config, args.dim, seed)
-                rows.append((name, seed, bench.score(vectors, "test"), seconds))
-                # every method gets the same post-processing choice nnkit makes (model.postprocess = auto)
-                how, _ = postprocess.choose(vectors, lambda v: bench.score(v, "validation")[bench.primary])
-                rows.append((f"{name} + {how} (validation's choice)", seed,
-                             bench.score(postprocess.apply(vectors, how), "test"), seconds))
-                if name == "nnkit item2vec" and config["objective"] != "softmax":  # target + context, summed
-                    from nnkit.tasks.embedding.baselines import normalize
-
-                    both = normalize(vectors) + normalize(train_nnkit.last_context)
-                    rows.append(("nnkit target+context", seed, bench.score(both, "test"), seconds))
-        keys = list(rows[0][2])
+                raw, done, choices, seconds = bench.run(trainer, config, args.dim, seed)
+                cases[name, seed] = done
+                walls.setdefault(name, []).append(seconds)
+                lines.append(f"| {name} | {seed} | {fmt(means(raw))} | {seconds:.1f} |")
+                lines.append(f"| {name} + {'/'.join(sorted(set(choices)))} (validation's choice) | {seed} | "
+                             f"{fmt(means(done))} | {seconds:.1f} |")
+        keys = list(done)
         print("| method | seed | " + " | ".join(keys) + " | train wall s |")
         print("|---|---|" + "---|" * (len(keys) + 1))
-        for name, seed, metrics, seconds in rows:
-            print(f"| {name} | {seed} | {fmt(metrics)} | {seconds:.1f} |")
-        rnd = np.random.default_rng(0).normal(size=(bench.train.vocab_size, args.dim))
-        print(f"| random vectors | – | {fmt(bench.score(rnd, 'test'))} | – |")
+        print("\n".join(lines))
+        rnd, _, _, _ = bench.run(train_random, settings, args.dim, 0, post=False)
+        print(f"| random vectors | – | {fmt(means(rnd))} | – |")
         for name, metrics in bench.baselines("test").items():
-            if name != "random":
-                cells = " | ".join(["–"] * (len(keys) - len(metrics)) + [f"{v:.3f}" for v in metrics.values()])
-                print(f"| {name} (next item) | – | {cells} | – |")
-        mean = lambda n, key: np.mean([m[key] for r, _, m, _ in rows if r.startswith(n)])  # noqa: E731
-        wall = lambda n: np.mean([s for r, _, _, s in rows if r == n])  # noqa: E731
-        p = bench.primary
-        for name, _, _ in methods:
-            raw = np.mean([m[p] for r, _, m, _ in rows if r == name])
-            print(f"{name}: {p} as trained {raw:.3f}, post-processed {mean(name + ' +', p):.3f}")
-        plain = (f", nnkit init=random {mean('nnkit item2vec (init=random) +', p):.3f}"
-                 if len(methods) > 3 else "")
-        print(f"\n{bench.name}: mean {p} over {args.seeds} seed(s), post-processed as nnkit does: nnkit "
-              f"{mean('nnkit item2vec +', p):.3f} (init={settings['init']}){plain}, gensim "
-              f"{mean('gensim Word2Vec +', p):.3f}, PPMI-SVD {mean('PPMI-SVD +', p):.3f}; wall time nnkit "
-              f"{wall('nnkit item2vec'):.1f}s / gensim {wall('gensim Word2Vec'):.1f}s = "
-              f"{wall('nnkit item2vec') / wall('gensim Word2Vec'):.2f}x")
+            cells = " | ".join(["–"] * (len(keys) - len(metrics)) + [f"{v:.3f}" for v in means(metrics).values()])
+            print(f"| {name} (next item) | – | {cells} | – |")
+        report_comparison(bench, methods, cases, walls, args.seeds, settings)
+
+
+def report_comparison(bench, methods, cases, walls, seeds, settings):
+    """Mean scores, nnkit's paired differences (95 % bootstrap intervals over the cases) and wall times."""
+    keys = [bench.primary] + [k for k in cases["nnkit item2vec", 0] if k != bench.primary]
+    per_case = {(name, key): np.mean([cases[name, s][key] for s in range(seeds)], axis=0)
+                for name, _, _ in methods for key in keys}
+    print(f"\n{bench.name}: over {seeds} seed(s), test cases post-processed as nnkit does (init="
+          f"{settings['init']}); nnkit minus each method on the same cases, with a 95 % bootstrap interval:")
+    for name, _, _ in methods:
+        cells = []
+        for key in keys:
+            mine, theirs = per_case["nnkit item2vec", key], per_case[name, key]
+            cell = f"{key} {theirs.mean():.3f}"
+            if name != "nnkit item2vec":
+                diff, low, high = paired_interval(mine, theirs)
+                cell += f" ({diff:+.3f}, {low:+.3f} to {high:+.3f})"
+            cells.append(cell)
+        print(f"  {name} [{per_case[name, keys[0]].size} cases]: " + "; ".join(cells))
+    nn, gs = np.mean(walls["nnkit item2vec"]), np.mean(walls["gensim Word2Vec"])
+    print(f"  wall time (training, summed over {max(1, bench.folds)} split(s)): nnkit {nn:.1f}s / gensim "
+          f"{gs:.1f}s = {nn / max(gs, 1e-9):.2f}x")
 
 
 GENSIM_EPOCHS = 12
 
 # --objective negative_sampling: what users' sessions trained with before the softmax (and what a
 # catalogue above EmbeddingTask.softmax_max_items needs)
-NEGATIVE_SAMPLING = {"objective": "negative_sampling", "optimizer": "sgd", "learning_rate": 0.5, "epochs": 12,
+NEGATIVE_SAMPLING = {"objective": "negative_sampling", "optimizer": "sgd", "learning_rate": 0.5, "epochs": 12, "min_steps": 0,
                      "schedule": "cosine", "batch_size": 1024}
 
 # --init ppmi_svd: item2vec (negative sampling) started from PPMI-SVD's factors, fine-tuned with this
@@ -322,7 +427,7 @@ def preset_settings(args) -> dict:
 
 
 SWEEP = [  # (setting, values): one at a time from the preset; Caselles-Dupré et al. 2018's list
-    ("context", ["window", "session"]),
+    ("context", ["session"]),
     ("window", [3, 10, 25]),
     ("noise_power", [-0.5, 1.0]),
     ("subsample", [0.0, 1e-2]),
@@ -333,10 +438,12 @@ SWEEP = [  # (setting, values): one at a time from the preset; Caselles-Dupré e
 ]
 
 SOFTMAX_SWEEP = [  # the same idea for the softmax's own settings (Adam: rate, epochs, centres per step)
-    ("context", ["window", "session"]),
+    ("context", ["session"]),
     ("window", [3, 10, 25]),
     ("subsample", [0.0, 1e-2]),
     ("epochs", [3, 8]),
+    ("min_steps", [0, 250, 500, 2000]),  # what a small data set (the retail sample) trains for
+    ("init", ["ppmi_svd"]),
     ("learning_rate", [0.003, 0.03]),
     ("batch_size", [256, 1024]),
     ("schedule", ["cosine"]),
@@ -349,22 +456,17 @@ def sweep(args, benches):
     print(f"base settings ({args.preset}): {base}; scores on the VALIDATION part")
     for bench in benches:
         print(f"\n### {bench.describe()}\n")
-        head = None
-        for setting, values in SOFTMAX_SWEEP if base["objective"] == "softmax" else SWEEP:
-            if only and setting not in only:
-                continue
-            for value in values:
-                if setting != "context" and base.get(setting) == value:
-                    continue  # the base itself is the first row
-                changed = {**base, setting: value}
-                vectors, seconds = train_nnkit(bench.train, changed, args.dim)
-                metrics = bench.score(vectors, "validation")
-                if head is None:
-                    head = list(metrics)
-                    print("| setting | value | " + " | ".join(head) + " | wall s |")
-                    print("|---|---|" + "---|" * (len(head) + 1))
-                mark = " (base)" if base.get(setting) == value else ""
-                print(f"| {setting} | {value}{mark} | {fmt(metrics)} | {seconds:.1f} |", flush=True)
+        rows = [("base", "–", base)] + [
+            (setting, value, {**base, setting: value})
+            for setting, values in (SOFTMAX_SWEEP if base["objective"] == "softmax" else SWEEP)
+            if not only or setting in only for value in values if base.get(setting) != value]
+        for i, (setting, value, changed) in enumerate(rows):
+            raw, _, _, seconds = bench.run(train_nnkit, changed, args.dim, 0, part="validation", post=False)
+            metrics = means(raw)
+            if i == 0:
+                print("| setting | value | " + " | ".join(metrics) + " | wall s |")
+                print("|---|---|" + "---|" * (len(metrics) + 1))
+            print(f"| {setting} | {value} | {fmt(metrics)} | {seconds:.1f} |", flush=True)
 
 
 def main():
@@ -384,6 +486,8 @@ def main():
                         help="'negative_sampling': users' sessions as trained before the softmax (NEGATIVE_SAMPLING)")
     parser.add_argument("--window", type=int, default=0, help="compare: every method's window (0: the preset's)")
     parser.add_argument("--only", default="", help="sweep: comma-separated settings")
+    parser.add_argument("--retail-folds", type=int, default=5,
+                        help="the retail invoices' folds: each fold's cases are scored by models trained on the rest")
     args = parser.parse_args()
     print(f"{os.cpu_count()} CPU threads; load average {os.getloadavg()[0]:.1f} at start "
           "(a shared machine: compare the methods within this run, not across runs)")

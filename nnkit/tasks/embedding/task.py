@@ -199,7 +199,8 @@ class EmbeddingTask(Task):
         return [{"model.window": w} for w in self.window_candidates]
 
     def selection_budget(self, cfg: dict) -> dict:
-        return {"epochs": max(1, round(cfg["train"]["epochs"] * cfg["eval"]["select_budget"]))}
+        share, t = cfg["eval"]["select_budget"], cfg["train"]
+        return {"epochs": max(1, round(t["epochs"] * share)), "min_steps": round(t["min_steps"] * share)}
 
     def validation_metric(self, cfg: dict, prepared: Prepared) -> str:
         if self._scores_categories(prepared, prepared.val, cfg):
