@@ -442,7 +442,7 @@ SOFTMAX_SWEEP = [  # the same idea for the softmax's own settings (Adam: rate, e
     ("window", [3, 10, 25]),
     ("subsample", [0.0, 1e-2]),
     ("epochs", [3, 8]),
-    ("min_steps", [0, 250, 500, 2000]),  # what a small data set (the retail sample) trains for
+    ("min_steps", [0, 250, 500, 1000, 2000]),  # what a small data set (the retail sample) trains for
     ("init", ["ppmi_svd"]),
     ("learning_rate", [0.003, 0.03]),
     ("batch_size", [256, 1024]),

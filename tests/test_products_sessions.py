@@ -213,7 +213,7 @@ def test_selection_reads_validation_only(tmp_path):
     chosen = choose_settings(task, cfg, prepared, run)
     selection = json.loads(run.meta_file.read_text())["selection"]
     assert [c["settings"] for c in selection["candidates"]] == [{"model.window": 5}, {"model.window": 3}]
-    assert selection["budget"] == {"epochs": 1, "min_steps": 500}  # half of each: eval.select_budget = 0.5
+    assert selection["budget"] == {"epochs": 1, "min_steps": 450}  # half of each: eval.select_budget = 0.5
     assert selection["metric"].startswith("hit_rate_at_10 (validation")
     best = max(selection["candidates"], key=lambda c: c["validation"])
     assert selection["chosen"] == best["settings"]
@@ -307,11 +307,11 @@ def test_run_on_sessions_without_categories_scores_next_items(tmp_path):
     assert "next-item retrieval" in run.report_file.read_text()
     meta = json.loads(run.meta_file.read_text())
     assert "selection" not in meta
-    # [with_data.train] min_steps = 1000: ~8 batches a pass, so each of the 2 epochs repeats them to 500 steps
+    # [with_data.train] min_steps = 900: ~8 batches a pass, so each of the 2 epochs repeats them to 450 steps
     repeat = meta["steps_per_epoch"]
-    assert repeat["min_steps"] == 1000 and repeat["steps"] == 500 and 0 < repeat["steps_per_pass"] < 20
+    assert repeat["min_steps"] == 900 and repeat["steps"] == 450 and 0 < repeat["steps_per_pass"] < 20
     assert len(run.history_file.read_text().strip().splitlines()) == 1 + 2  # still 2 epochs
-    assert "Each epoch made 500 optimizer steps" in run.report_file.read_text()
+    assert "Each epoch made 450 optimizer steps" in run.report_file.read_text()
     finished = meta["finished"]  # model.postprocess = auto: the best of the three on validation ends
     assert set(finished["scores"]) == {"none", "center", "all_but_the_top"}
     assert finished["scores"][finished["chosen"]] == max(finished["scores"].values())
