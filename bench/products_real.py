@@ -105,7 +105,7 @@ class Split:
     def cases(self, vectors, part: str) -> dict:
         """Per-case scores (arrays, in a fixed case order): the metrics are their means."""
         from nnkit.tasks.embedding.baselines import multilabel_knn, nearest, normalize
-        from nnkit.tasks.embedding.next_item import case_ranks, vector_scorer
+        from nnkit.tasks.embedding.next_item import case_ranks, case_scores, vector_scorer
 
         ranks = case_ranks(vector_scorer(vectors), self.val_ends if part == "validation" else self.test_ends,
                            self.train.vocab_size)
@@ -115,21 +115,15 @@ class Split:
             rows, _ = nearest(normalize(vectors), items, K, self.pool)
             hit, share = multilabel_knn(rows, items, self.labels)
             out = {"knn_accuracy": hit.astype(float), f"precision_at_{K}": share}
-        return {**out, **rank_cases(ranks)}
+        return {**out, **case_scores(ranks, K)}
 
-    def baseline_cases(self, part: str, seed: int = 0) -> dict:
-        from nnkit.tasks.embedding.next_item import (case_ranks, cooccurrence_scorer, popularity_scorer,
-                                                     random_scorer)
+    def baseline_cases(self, part: str) -> dict:
+        """Per-case scores of the popularity and co-occurrence baselines (random vectors have their own row)."""
+        from nnkit.tasks.embedding.next_item import baseline_scorers, case_ranks, case_scores
 
         t, ends = self.train, self.val_ends if part == "validation" else self.test_ends
-        scorers = {"popularity": popularity_scorer(t.counts),
-                   "cooccurrence": cooccurrence_scorer(t.tokens, t.offsets, t.counts)}
-        return {name: rank_cases(case_ranks(fn, ends, t.vocab_size)) for name, fn in scorers.items()}
-
-
-def rank_cases(ranks: np.ndarray) -> dict:
-    hit = ranks <= K
-    return {f"hit_rate_at_{K}": hit.astype(float), f"mrr_at_{K}": np.where(hit, 1.0 / ranks, 0.0)}
+        return {name: case_scores(case_ranks(score, ends, t.vocab_size), K)
+                for name, score in baseline_scorers(t).items() if name != "random"}
 
 
 class Bench:

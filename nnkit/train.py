@@ -488,9 +488,10 @@ def fit(task, cfg: dict, prepared, run: Run, extra_callbacks: list | None = None
     replicas = strategy.num_replicas_in_sync
     global_batch = train_cfg["batch_size"] * replicas
     train_ds, val_ds = task.datasets(cfg, prepared, global_batch)
-    steps = int(train_ds.cardinality().numpy()) if train_ds.cardinality() > 0 else 100
+    known = bool(train_ds.cardinality() > 0)
+    steps = int(train_ds.cardinality().numpy()) if known else 100
     per_epoch = steps_for_min_steps(train_cfg["epochs"], train_cfg["min_steps"], steps)
-    repeated = bool(train_ds.cardinality() > 0 and per_epoch > steps)
+    repeated = known and per_epoch > steps
     if repeated:  # a small data set: repeated within each epoch
         run.update_meta(steps_per_epoch={"steps": per_epoch, "steps_per_pass": steps,
                                          "min_steps": train_cfg["min_steps"]})
@@ -545,7 +546,7 @@ def _replay_epochs(train_ds, saved: dict | None, repeated: bool = False) -> None
     done = int(saved["epoch"])
     if repeated:
         # a repeated (small) data set starts a new shuffle at each pass, so the finished epochs are read
-        # through, then each one's spare iterator is made. Only small data sets repeat: reading is cheap
+        # through, then each one's spare iterator is made: at most train.min_steps batches, no training
         for _ in range(done):
             for _ in train_ds:
                 pass

@@ -127,11 +127,14 @@ def target_ranks(scores: np.ndarray, queries: np.ndarray, targets: np.ndarray) -
     return np.where(targets == queries, np.inf, 1 + above + 0.5 * tied)
 
 
-def summarize_ranks(ranks: np.ndarray, k: int) -> dict:
+def case_scores(ranks: np.ndarray, k: int) -> dict:
+    """Per case: hit (1.0 / 0.0) and reciprocal rank within the top ``k`` (0 beyond); metrics are their means."""
     hit = ranks <= k
-    if not hit.size:
-        return {f"hit_rate_at_{k}": 0.0, f"mrr_at_{k}": 0.0}
-    return {f"hit_rate_at_{k}": float(hit.mean()), f"mrr_at_{k}": float(np.where(hit, 1.0 / ranks, 0.0).mean())}
+    return {f"hit_rate_at_{k}": hit.astype(np.float64), f"mrr_at_{k}": np.where(hit, 1.0 / ranks, 0.0)}
+
+
+def summarize_ranks(ranks: np.ndarray, k: int) -> dict:
+    return {key: float(v.mean()) if v.size else 0.0 for key, v in case_scores(ranks, k).items()}
 
 
 def case_ranks(score_fn, ends: HeldOutEnds, vocab_size: int) -> np.ndarray:
@@ -175,12 +178,16 @@ def random_scorer(vocab_size: int, seed: int):
     return lambda queries: rng.random((queries.size, vocab_size))
 
 
+def baseline_scorers(train, seed: int = 0) -> dict:
+    """The next-item baselines' score functions: random, popularity, same-session co-occurrence."""
+    return {"random": random_scorer(train.vocab_size, seed), "popularity": popularity_scorer(train.counts),
+            "cooccurrence": cooccurrence_scorer(train.tokens, train.offsets, train.counts)}
+
+
 def next_item_baselines(train, ends: HeldOutEnds, k: int, seed: int = 0, ppmi_vectors=None) -> dict:
     """Random, popularity, same-session co-occurrence (and PPMI-SVD vectors) on the held-out ends."""
     vocab = train.vocab_size
-    out = {"random": ranked(random_scorer(vocab, seed), ends, vocab, k),
-           "popularity": ranked(popularity_scorer(train.counts), ends, vocab, k),
-           "cooccurrence": ranked(cooccurrence_scorer(train.tokens, train.offsets, train.counts), ends, vocab, k)}
+    out = {name: ranked(score, ends, vocab, k) for name, score in baseline_scorers(train, seed).items()}
     if ppmi_vectors is not None:
         out["ppmi_svd"] = ranked(vector_scorer(ppmi_vectors), ends, vocab, k)
     return out
