@@ -56,6 +56,35 @@ def test_hold_out_tail_and_scorable_cases():
         == [list("abc"), list("abc"), list("ca")]
 
 
+def test_small_data_holds_out_enough_cases_and_keeps_each_first_item():
+    # 10 sessions of 6..9 items; one end from each of the 2 test sessions would be 2 cases
+    lists = [[f"i{(s + j) % 7}" for j in range(6 + s % 4)] for s in range(10)]
+    data = _sessions(*lists)
+    lengths = np.diff(data.offsets)
+    train, val, test, summary = N.hold_out_session_ends(data, 0.2, 0.2, seed=0, min_test_cases=8)
+    # ceil(8 / 2 test sessions) = 4 ends from each of the 2 validation and 2 test sessions
+    kept = np.diff(train.offsets)
+    assert sorted((lengths - kept).tolist()) == [0] * 6 + [4] * 4
+    assert val.size == test.size == 8 and summary["held-out items per such session"] == 4
+    # a minimum beyond the sessions' lengths: all but the first item (the lone first item then
+    # trains nothing: its session is dropped)
+    train, val, test, summary = N.hold_out_session_ends(data, 0.2, 0.2, seed=0, min_test_cases=40)
+    assert train.n_sessions == 6
+    assert val.size + test.size == data.tokens.size - train.tokens.size - 4
+    assert summary["held-out items per such session"] == "all but the first"
+    # enough test sessions for the minimum: one end each, as without it
+    _, _, test_one, summary_one = N.hold_out_session_ends(data, 0.2, 0.2, seed=0, min_test_cases=2)
+    assert test_one.size == 2 and summary_one["held-out items per such session"] == 1
+
+
+def test_heldout_items_setting_is_checked_at_the_door(tmp_path, cli_run):
+    result = cli_run("run", "products", "--data", _retail_like(tmp_path), "--set", "data.session_column=invoice",
+                     "--set", "data.item_column=sku", "--set", "eval.heldout_items=most",
+                     "--out", tmp_path / "r", expect=2)
+    assert "eval.heldout_items" in result.output and "'auto' or 'all'" in result.output
+    assert not (tmp_path / "r").exists()
+
+
 def test_folds_cover_each_eligible_session_once_and_all_but_the_first_item_is_held_out():
     data = _sessions(list("abcd"), list("ab"), list("bcd"), list("abc"), list("dcb"), list("cab"))
     folds = N.session_folds(data, 2, seed=0, tail=None)
@@ -305,6 +334,9 @@ def test_run_on_sessions_without_categories_scores_next_items(tmp_path):
     assert {k: used[k] for k in ("init", "context", "window", "shrink_window")} == {
         "init": "random", "context": "window", "window": 5, "shrink_window": False}
     assert "next-item retrieval" in run.report_file.read_text()
+    # eval.heldout_items = auto: 12 test invoices of 3-6 items hold out all but their first item, so the
+    # test part has several cases per invoice (one end each would be 12)
+    assert metrics["details"]["held-out session ends scored"] > 24
     meta = json.loads(run.meta_file.read_text())
     assert "selection" not in meta
     # [with_data.train] min_steps = 900: ~8 batches a pass, so each of the 2 epochs repeats them to 450 steps

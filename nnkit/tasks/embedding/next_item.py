@@ -38,16 +38,25 @@ class HeldOutEnds:
         return int(self.queries.size)
 
 
-def hold_out_session_ends(data, validation_fraction: float, test_fraction: float, seed: int, tail: int = 1):
+def hold_out_session_ends(data, validation_fraction: float, test_fraction: float, seed: int, tail: int | None = 1,
+                          min_test_cases: int = 0):
     """Remove the last ``tail`` items of a random share of sessions; re-index the rest as training data.
 
     Returns ``(train_data, validation, test, summary)``. Sessions keeping at
     least 2 items after the cut are eligible; each is validation, test or
     untouched. See :func:`cut_session_ends` for the cases.
+
+    ``min_test_cases > 0`` sizes the cut for a small data set: every session
+    of 3+ items is eligible, and each held-out session loses its last
+    ``ceil(min_test_cases / test sessions)`` items (never fewer than
+    ``tail``, never its first), so the test part has about that many cases
+    where one end per session would give a handful.
     """
-    order = np.random.default_rng([seed, 13]).permutation(eligible_sessions(data, tail))
+    order = np.random.default_rng([seed, 13]).permutation(eligible_sessions(data, 1 if min_test_cases else tail))
     n_val = int(round(order.size * validation_fraction))
     n_test = int(round(order.size * test_fraction))
+    if min_test_cases:
+        tail = max(tail or 1, -(-min_test_cases // max(1, n_test)))
     return cut_session_ends(data, np.sort(order[:n_val]), np.sort(order[n_val:n_val + n_test]), tail)
 
 
@@ -63,7 +72,8 @@ def session_folds(data, folds: int, seed: int, tail: int | None) -> list[np.ndar
 
 
 def cut_session_ends(data, validation_sessions, test_sessions, tail: int | None = 1):
-    """Hold out the last ``tail`` items of the given sessions (``None``: every item after the first).
+    """Hold out the last ``tail`` items of the given sessions (``None``, or more than a session has: every
+    item after the first).
 
     Returns ``(train_data, validation, test, summary)``. Every held-out item
     is a case: predict it from the item just before it (which may itself be
@@ -75,7 +85,7 @@ def cut_session_ends(data, validation_sessions, test_sessions, tail: int | None 
 
     lengths = np.diff(data.offsets)
     held = np.concatenate([validation_sessions, test_sessions]).astype(np.int64)
-    cut = lengths[held] - 1 if tail is None else np.full(held.size, tail)
+    cut = lengths[held] - 1 if tail is None else np.minimum(lengths[held] - 1, tail)  # the first item stays
     drop = np.zeros(data.tokens.size, bool)
     drop[_tail_positions(data.offsets, held, cut)] = True
     new_lengths = lengths.copy()
@@ -97,10 +107,18 @@ def cut_session_ends(data, validation_sessions, test_sessions, tail: int | None 
     n_val = len(validation_sessions)
     validation, test = cases(held[:n_val], cut[:n_val]), cases(held[n_val:], cut[n_val:])
     summary = {"sessions with held-out ends (validation, test)": f"{n_val}, {held.size - n_val}",
-               "held-out items per such session": "all but the first" if tail is None else tail,
+               "held-out items per such session": _tail_text(tail, cut),
                "held-out items not seen in training (validation, test)":
                    f"{int((validation.targets < 0).sum())}, {int((test.targets < 0).sum())}"}
     return train, validation, test, summary
+
+
+def _tail_text(tail: int | None, cut: np.ndarray) -> str | int:
+    if tail is None or (cut.size and (cut < tail).all()):
+        return "all but the first"
+    if not cut.size or (cut == tail).all():
+        return tail
+    return f"the last {tail} (all but the first in sessions of {tail} items or fewer)"
 
 
 def _tail_positions(offsets: np.ndarray, sessions: np.ndarray, counts: np.ndarray) -> np.ndarray:

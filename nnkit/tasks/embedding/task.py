@@ -37,10 +37,11 @@ from nnkit.config import Field, declared
 from nnkit.errors import DataError, NnkitError, TrainingDiverged
 from nnkit.runs import fingerprint
 from nnkit.tasks.base import Evaluation, Option, Prepared, Task
-from nnkit.tasks.embedding.baselines import category_matrix, category_metrics, nearest, normalize, ppmi_factors
+from nnkit.tasks.embedding.baselines import category_matrix, category_metrics, normalize, ppmi_factors
 from nnkit.tasks.embedding.data import frequent, load_sessions, split_known_items
 from nnkit.tasks.embedding.next_item import hold_out_session_ends, next_item_baselines, ranked, vector_scorer
 from nnkit.tasks.embedding import postprocess
+from nnkit.tasks.embedding.verdicts import category_verdict, neighbour_table, next_item_verdict
 
 
 class EmbeddingTask(Task):
@@ -106,7 +107,11 @@ class EmbeddingTask(Task):
             "min_count": Field(5, "only held-out items seen at least this often are scored", min=1),
             "heldout_sessions": Field(0.2, "share of sessions whose last items are held out before training "
                                            "(half validation, half test): next-item retrieval", min=0.0, max=0.9),
-            "heldout_items": Field(1, "items held out at the end of each such session", min=1),
+            "heldout_items": Field("auto", "items held out at the end of each such session (an integer, or 'all': "
+                                           "all but the first); 'auto': 1, or as many as give about "
+                                           "eval.min_test_ends test cases on a small data set", type=(int, str)),
+            "min_test_ends": Field(200, "eval.heldout_items = 'auto': hold out more than the last item of each "
+                                        "such session when one would give fewer test cases than this", min=1),
             "select_budget": Field(0.5, "model.window = 'auto': each candidate window trains for this share "
                                         "of train.epochs and is scored on validation (0: the first candidate)",
                                    min=0.0, max=1.0),
@@ -138,8 +143,9 @@ class EmbeddingTask(Task):
         self.check_catalogue(cfg, full.vocab_size)
         # the last items of some sessions are held out before training (next-item retrieval)
         share = e["heldout_sessions"] / 2
-        data, val_ends, test_ends, ends_summary = hold_out_session_ends(full, share, share, seed,
-                                                                        tail=e["heldout_items"])
+        tail, min_cases = self.heldout_tail(e)
+        data, val_ends, test_ends, ends_summary = hold_out_session_ends(full, share, share, seed, tail=tail,
+                                                                        min_test_cases=min_cases)
         val_rows, test_rows = split_known_items(data.categories, e["validation_fraction"], e["test_fraction"], seed)
         if not (test_rows.size and (data.categories >= 0).sum() > e["k"]) and not test_ends.scorable().size:
             raise DataError(self.nothing_to_evaluate(e))
@@ -166,17 +172,29 @@ class EmbeddingTask(Task):
                                "categories_without_test": without_test})
 
     @staticmethod
+    def heldout_tail(e: dict) -> tuple[int | None, int]:
+        """``eval.heldout_items`` as ``(tail, min_test_cases)`` for :func:`hold_out_session_ends`."""
+        items = e["heldout_items"]
+        if items == "auto":  # one end per session, more where that gives too few cases to rank anything
+            return 1, e["min_test_ends"]
+        return (None, 0) if items == "all" else (items, 0)
+
+    @staticmethod
     def nothing_to_evaluate(e: dict) -> str:
+        items = e["heldout_items"]
+        shortest = items + 2 if isinstance(items, int) else 3
         return ("no item categories and no held-out session end seen elsewhere in the sessions (ends are held "
-                f"out from sessions of {e['heldout_items'] + 2} items or more, share eval.heldout_sessions): "
+                f"out from sessions of {shortest} items or more, share eval.heldout_sessions): "
                 "nothing to evaluate on; give data.items with categories, or more and longer sessions")
 
     # -- settings: a window 'auto' is chosen on validation --------------------------------------
     def check_settings(self, cfg: dict) -> None:
-        window = cfg["model"]["window"]
-        if isinstance(window, str) and window != "auto" or isinstance(window, int) and window < 1:
-            raise NnkitError(f"config key 'model.window': received {window!r}; expected an integer >= 1 "
-                             "or 'auto'")
+        for key, words in (("model.window", ("auto",)), ("eval.heldout_items", ("auto", "all"))):
+            section, name = key.split(".")
+            value = cfg[section][name]
+            if isinstance(value, str) and value not in words or isinstance(value, int) and value < 1:
+                raise NnkitError(f"config key '{key}': received {value!r}; expected an integer >= 1 or "
+                                 + " or ".join(repr(w) for w in words))
 
     def check_catalogue(self, cfg: dict, items: int) -> None:
         """The full softmax only where it fits: at the door, before any run folder is made."""
@@ -420,83 +438,24 @@ class EmbeddingTask(Task):
             for name, v in (("random", random_vectors), ("ppmi_svd", svd_vectors)):
                 baselines[name] = {**category_metrics(v, data.categories, queries, **kwargs),
                                    **baselines.get(name, {})}
-            primary, verdict = "knn_accuracy", _verdict(model_metrics, baselines, k)
+            primary, verdict = "knn_accuracy", category_verdict(model_metrics, baselines, k)
             details["queries"] = int(queries.size)
         elif ends.size:
             primary = f"hit_rate_at_{k}"
-            verdict = _next_item_verdict(model_metrics, baselines, k, ends.size)
+            verdict = next_item_verdict(model_metrics, baselines, k, ends.size)
         else:
             raise DataError(self.nothing_to_evaluate(e))
         details["seconds"] = {k_: round(v, 2) for k_, v in timings.items()}
-        tables = [("Nearest neighbours of the most frequent items", self._neighbour_table(vectors, data, k))]
+        tables = [("Nearest neighbours of the most frequent items", neighbour_table(vectors, data, k))]
         return Evaluation(primary=primary, higher_is_better=True, model=model_metrics, baselines=baselines,
                           details=details, verdict=verdict, tables=tables,
                           artifacts={"vectors": vectors, "queries": queries})
 
-    @staticmethod
-    def _neighbour_table(vectors, data, k: int, n: int = 5) -> str:
-        queries = np.arange(min(n, data.vocab_size))
-        rows, scores = nearest(normalize(vectors), queries, min(k, 5))
-        def label(r):
-            text = str(data.item_ids[r])
-            if data.names is not None and data.names[r]:
-                text += f" {data.names[r][:30]}"
-            if data.categories[r] >= 0:
-                text += f" [{data.category_names[data.categories[r]]}]"
-            return text.replace("|", "/")
-        lines = ["| item | nearest (cosine) |", "|---|---|"]
-        for q, (nr, ns) in zip(queries, zip(rows, scores)):
-            lines.append(f"| {label(q)} | " + "; ".join(f"{label(r)} {s:.2f}" for r, s in zip(nr, ns)) + " |")
-        return "\n".join(lines)
-
     def plots(self, model, prepared: Prepared, evaluation: Evaluation, run) -> list:
-        from sklearn.decomposition import PCA
+        from nnkit.tasks.embedding.plots import write_plots
 
-        from nnkit.report import pyplot, save_figure
-        from nnkit.runs import atomic_path
-
-        plt = pyplot()
-        data, e = prepared.train, cfg_eval(run)
         vectors = evaluation.artifacts.get("vectors")
-        if vectors is None:
-            vectors = self.vectors(model)
-        paths = []
-        # TensorBoard Projector files: the most frequent items (rows are in count order)
-        top = min(e["projector_items"], data.vocab_size)
-        with atomic_path(run.path / "embeddings.tsv") as tmp:
-            np.savetxt(tmp, vectors[:top], delimiter="\t", fmt="%.6g")
-        with atomic_path(run.path / "metadata.tsv") as tmp:
-            with open(tmp, "w", encoding="utf-8") as handle:
-                handle.write("item_id\tcategory\tname\tcount\n")
-                for r in range(top):
-                    cat = data.category_names[data.categories[r]] if data.categories[r] >= 0 else ""
-                    name = data.names[r] if data.names is not None else ""
-                    handle.write("\t".join(_tsv(v) for v in (data.item_ids[r], cat, name, data.counts[r])) + "\n")
-        paths += [run.path / "embeddings.tsv", run.path / "metadata.tsv"]
-        # a 2-D PCA map of a sample of items, coloured by their ten most common categories
-        rng = np.random.default_rng(0)
-        known = np.flatnonzero(data.categories >= 0)
-        pool = known if known.size else np.arange(data.vocab_size)
-        sample = np.sort(rng.choice(pool, min(e["map_items"], pool.size), replace=False))
-        if sample.size >= 3:
-            xy = PCA(n_components=2, random_state=0).fit_transform(normalize(vectors[sample]))
-            fig, ax = plt.subplots(figsize=(7, 6))
-            cats = data.categories[sample]
-            common = [c for c in np.argsort(-np.bincount(cats[cats >= 0], minlength=1))[:10]
-                      if (cats == c).any()] if known.size else []
-            other = ~np.isin(cats, common)
-            ax.scatter(xy[other, 0], xy[other, 1], s=4, c="lightgrey", label="other" if common else "items")
-            cmap = plt.get_cmap("tab10")
-            for i, c in enumerate(common):
-                sel = cats == c
-                ax.scatter(xy[sel, 0], xy[sel, 1], s=6, color=cmap(i), label=str(data.category_names[c])[:20])
-            ax.set_title(f"item vectors, PCA of {sample.size} items (coloured: 10 largest categories)")
-            ax.legend(fontsize=7, markerscale=2, loc="best")
-            fig.tight_layout()
-            path = run.plot_dir / "embedding_map.png"
-            save_figure(fig, path)
-            paths.append(path)
-        return paths
+        return write_plots(self.vectors(model) if vectors is None else vectors, prepared.train, cfg_eval(run), run)
 
     # -- serving and prediction ----------------------------------------------------------------
     def serving(self, model, state: dict, cfg: dict):
@@ -565,36 +524,3 @@ def cfg_eval(run) -> dict:
 
 def _text(value) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-
-
-def _tsv(value) -> str:
-    return str(value).replace("\t", " ").replace("\n", " ")
-
-
-def _verdict(model: dict, baselines: dict, k: int) -> str:
-    best_name = max((n for n in baselines if "knn_accuracy" in baselines[n]),
-                    key=lambda n: baselines[n]["knn_accuracy"])
-    best = baselines[best_name]["knn_accuracy"]
-    gap = model["knn_accuracy"] - best
-    word = "above" if gap > 0 else "not above"
-    text = (f"item2vec's kNN category accuracy ({k} nearest) is {model['knn_accuracy']:.3f}, {word} the best "
-            f"baseline ({best_name} {best:.3f}, {gap * 100:+.1f} points); random vectors give "
-            f"{baselines['random']['knn_accuracy']:.3f}.")
-    key = f"hit_rate_at_{k}"
-    if key in model:
-        rivals = {n: b[key] for n, b in baselines.items() if key in b}
-        best_rival = max(rivals, key=rivals.get)
-        text += (f" Next item (held-out session ends): hit rate@{k} {model[key]:.3f}, best baseline "
-                 f"{best_rival} {rivals[best_rival]:.3f}.")
-    return text
-
-
-def _next_item_verdict(model: dict, baselines: dict, k: int, cases: int) -> str:
-    key = f"hit_rate_at_{k}"
-    best_name = max(baselines, key=lambda n: baselines[n][key])
-    best = baselines[best_name][key]
-    word = "above" if model[key] > best else "not above"
-    return (f"No item categories were given, so the score is next-item retrieval: the held-out last item of "
-            f"{cases} test sessions is among the {k} nearest of the item before it {model[key]:.3f} of the time, "
-            f"{word} the best baseline ({best_name} {best:.3f}); popularity {baselines['popularity'][key]:.3f}, "
-            f"random {baselines['random'][key]:.3f}.")
