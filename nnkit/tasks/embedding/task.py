@@ -95,6 +95,11 @@ class EmbeddingTask(Task):
                                          "top principal component ('all_but_the_top'); 'auto': whichever of "
                                          "these and 'none' scores best on validation",
                                  choices=("auto", *postprocess.CHOICES)),
+            "name_words": Field(0.0, "> 0: each item's vector adds this weight x the mean vector of its name's "
+                                     "words (words shared by 2+ items; data.name_column), so items named alike "
+                                     "start alike and rarely bought ones borrow their words' training; 'auto': "
+                                     "chosen among EmbeddingTask.name_word_candidates on validation where items "
+                                     "have names", type=(float, int, str)),
             "category_weight": Field(0.0, "> 0: the embedding also predicts the item's category "
                                           "(loss weight), where categories are known", min=0.0),
         },
@@ -132,6 +137,9 @@ class EmbeddingTask(Task):
     # validation, the first one first. bench/products_real.py (MovieLens, Online Retail): 5 neighbours
     # each side beat 3 and 10 on MovieLens's validation films; the window that wins depends on the data
     window_candidates = (5, 3, 10)
+    # model.name_words = "auto" (users' sessions with item names) tries these on validation: off, and the
+    # weight that did best on the Online Retail sample's validation ends (docs/products.md)
+    name_word_candidates = (0.0, 3.0)
     # model.objective = "softmax" scores every item at every step: batch x items x dim per step
     softmax_max_items = 20_000
 
@@ -149,6 +157,7 @@ class EmbeddingTask(Task):
         val_rows, test_rows = split_known_items(data.categories, e["validation_fraction"], e["test_fraction"], seed)
         if not (test_rows.size and (data.categories >= 0).sum() > e["k"]) and not test_ends.scorable().size:
             raise DataError(self.nothing_to_evaluate(e))
+        item_words = self.check_names(cfg, data)
         train_categories = data.categories.copy()
         train_categories[np.concatenate([val_rows, test_rows])] = -1  # never shown to the category head
         labels = None
@@ -169,7 +178,7 @@ class EmbeddingTask(Task):
                         fingerprint=fingerprint(full.tokens, full.offsets, full.item_ids.astype("U")),
                         extra={"train_categories": train_categories, "labels": labels,
                                "val_ends": val_ends.scorable(), "test_ends": test_ends.scorable(),
-                               "categories_without_test": without_test})
+                               "categories_without_test": without_test, "item_words": item_words})
 
     @staticmethod
     def heldout_tail(e: dict) -> tuple[int | None, int]:
@@ -189,12 +198,27 @@ class EmbeddingTask(Task):
 
     # -- settings: a window 'auto' is chosen on validation --------------------------------------
     def check_settings(self, cfg: dict) -> None:
-        for key, words in (("model.window", ("auto",)), ("eval.heldout_items", ("auto", "all"))):
+        for key, words, least in (("model.window", ("auto",), 1), ("eval.heldout_items", ("auto", "all"), 1),
+                                  ("model.name_words", ("auto",), 0)):
             section, name = key.split(".")
             value = cfg[section][name]
-            if isinstance(value, str) and value not in words or isinstance(value, int) and value < 1:
-                raise NnkitError(f"config key '{key}': received {value!r}; expected an integer >= 1 or "
+            if isinstance(value, str) and value not in words or not isinstance(value, str) and value < least:
+                kind = "an integer >= 1" if least else "a number >= 0"
+                raise NnkitError(f"config key '{key}': received {value!r}; expected {kind} or "
                                  + " or ".join(repr(w) for w in words))
+
+    def check_names(self, cfg: dict, data):
+        """The items' name-word rows (None without names or shared words); a weight > 0 needs them."""
+        from nnkit.tasks.embedding.name_words import item_word_rows
+
+        rows = item_word_rows(data.names)[0] if data.names is not None else None
+        rows = rows if rows is not None and rows.shape[1] else None
+        weight = cfg["model"]["name_words"]
+        if rows is None and not isinstance(weight, str) and weight > 0:
+            raise NnkitError(f"config key 'model.name_words': {weight!r} needs item names with words that two "
+                             "or more items share (data.name_column in the sessions or items CSV); these items "
+                             "have none. Set model.name_words=0")
+        return rows
 
     def check_catalogue(self, cfg: dict, items: int) -> None:
         """The full softmax only where it fits: at the door, before any run folder is made."""
@@ -206,15 +230,24 @@ class EmbeddingTask(Task):
                 "train.learning_rate=0.5 train.epochs=12 train.schedule=cosine")
 
     def settings(self, cfg: dict, prepared: Prepared) -> dict:
-        """The model section, a window still 'auto' (no choice made) replaced by the first candidate."""
-        window = cfg["model"]["window"]
-        return {**cfg["model"], "window": self.window_candidates[0] if window == "auto" else window}
+        """The model section, a window or name weight still 'auto' (no choice made): the first candidate."""
+        m = cfg["model"]
+        return {**m, "window": self.window_candidates[0] if m["window"] == "auto" else m["window"],
+                "name_words": self.name_word_candidates[0] if m["name_words"] == "auto" else m["name_words"]}
 
     def candidate_settings(self, cfg: dict, prepared: Prepared) -> list[dict]:
-        """model.window = 'auto': the windows to try on validation (none when the budget is 0)."""
-        if cfg["model"]["window"] != "auto" or cfg["eval"]["select_budget"] <= 0:
-            return []
-        return [{"model.window": w} for w in self.window_candidates]
+        """The settings left 'auto' to try on validation, every combination (none when the budget is 0).
+
+        ``model.window``: :attr:`window_candidates`; ``model.name_words``:
+        :attr:`name_word_candidates`, where the items have name words.
+        """
+        m = cfg["model"]
+        windows = self.window_candidates if m["window"] == "auto" else (None,)
+        named = m["name_words"] == "auto" and prepared.extra.get("item_words") is not None
+        weights = self.name_word_candidates if named else (None,)
+        candidates = [{**({"model.window": w} if w is not None else {}),
+                       **({"model.name_words": x} if x is not None else {})} for w in windows for x in weights]
+        return candidates if cfg["eval"]["select_budget"] > 0 and len(candidates) > 1 else []
 
     def selection_budget(self, cfg: dict) -> dict:
         share, t = cfg["eval"]["select_budget"], cfg["train"]
@@ -274,12 +307,15 @@ class EmbeddingTask(Task):
 
         # the sampler's settings (model.negatives, shared_negatives, noise_power) are passed by the task;
         # the model draws negatives itself only when they are shared (else the pipeline does)
-        m = cfg["model"]
+        m = self.settings(cfg, prepared)
         shared = self._shared_negatives(m)
         noise = np.asarray(prepared.train.counts, np.float64) ** m["noise_power"] if shared else None
+        named = m["name_words"] > 0 and prepared.extra.get("item_words") is not None
         model = build_from_config(build_item2vec, ITEM2VEC_OPTIONS, m, prepared.train.vocab_size,
                                   num_negatives=m["negatives"], shared_negatives=shared, noise=noise,
-                                  num_categories=self._category_head(cfg, prepared))
+                                  num_categories=self._category_head(cfg, prepared),
+                                  item_words=prepared.extra["item_words"] if named else None,
+                                  word_weight=m["name_words"])
         if m["init"] == "ppmi_svd":
             # on small real data (MovieLens) skip-gram from a random start leaves rare items' vectors
             # noisy, and they crowd the neighbour lists; the SVD's start gives them its shared
@@ -353,20 +389,25 @@ class EmbeddingTask(Task):
         softmax = cfg["model"]["objective"] == "softmax"
         if softmax:  # from here on the model's target table holds the item vectors
             vectors = self.trained_vectors(model)
-            self._target_layer(model).set_weights([vectors])
+            self._set_item_vectors(model, vectors)
         if cfg["model"]["postprocess"] == "auto" and not self._has_validation(prepared, cfg):
             return {}
         vectors, how, scores = self._postprocessed(vectors, prepared, cfg)
         if how != "none":
-            self._target_layer(model).set_weights([vectors])
+            self._set_item_vectors(model, vectors)
         text = (f"Item vectors post-processed with `{how}` after training "
                 f"({'chosen on ' + self.validation_metric(cfg, prepared) if scores else 'model.postprocess'}; "
                 "the test part was not used). `center` subtracts the mean vector; `all_but_the_top` also "
                 "removes the top principal component (Mu & Viswanath 2018). The PPMI-SVD baseline's vectors "
                 "get the same treatment, chosen on the same validation part.")
-        if softmax:
+        words = self.settings(cfg, prepared)["name_words"]
+        if softmax and not words:
             text += (" With `model.objective = \"softmax\"` the item vectors are the sum of each item's "
                      "normalised target and context vectors, both trained at every step (Levy et al. 2015).")
+        if words:
+            text += (f" With `model.name_words = {words:g}` each item's vector is its id vector plus {words:g} x "
+                     "the mean vector of its name's words (words two or more items share), baked into one "
+                     "table for serving.")
         return {"title": "Post-processing of the item vectors", "text": text, "setting": "model.postprocess",
                 "chosen": how, "scores": scores}
 
@@ -374,7 +415,7 @@ class EmbeddingTask(Task):
         from nnkit.layers import embedding
 
         return {name: getattr(embedding, name) for name in
-                ("SparseEmbedding", "ContextScores", "SharedNegativeContexts", "SharedNegativesLoss",
+                ("SparseEmbedding", "NamedItemEmbedding", "ContextScores", "SharedNegativeContexts", "SharedNegativesLoss",
                  "SoftmaxContexts", "SoftmaxContextsLoss")}
 
     # -- evaluation ---------------------------------------------------------------------------
@@ -389,23 +430,41 @@ class EmbeddingTask(Task):
     @classmethod
     def vectors(cls, model) -> np.ndarray:
         """The item vectors of a finished model (what evaluation and serving read)."""
-        return np.asarray(cls._target_layer(model).get_weights()[0])
+        from nnkit.layers.embedding import NamedItemEmbedding
+
+        table = cls._target_layer(model)
+        if isinstance(table, NamedItemEmbedding):  # id rows plus name words (baked in by finish_model)
+            return table.item_vectors()
+        return np.asarray(table.get_weights()[0])
+
+    @classmethod
+    def _set_item_vectors(cls, model, vectors: np.ndarray) -> None:
+        from nnkit.layers.embedding import NamedItemEmbedding
+
+        table = cls._target_layer(model)
+        if isinstance(table, NamedItemEmbedding):
+            table.bake(vectors)
+        else:
+            table.set_weights([vectors])
 
     @classmethod
     def trained_vectors(cls, model) -> np.ndarray:
         """The item vectors straight after training, before ``finish_model``.
 
-        Negative sampling: the target table. Full softmax: each item's
+        Negative sampling, or any objective with name words: the target table
+        (with name words, id rows plus words). Full softmax: each item's
         normalised target vector plus its normalised context vector. The
         softmax trains every context row at every step, so both tables carry
         the item (Levy et al. 2015's w + c); on MovieLens's validation films
         the sum beat the target table on 2 of 3 seeds, and on the test films
         on all 3 (bench/products_real.py, docs/products.md).
         """
-        from nnkit.layers.embedding import SoftmaxContexts
+        from nnkit.layers.embedding import NamedItemEmbedding, SoftmaxContexts
 
         target, context = cls.vectors(model), cls._context_layer(model)
-        if not isinstance(context, SoftmaxContexts):
+        if not isinstance(context, SoftmaxContexts) or isinstance(cls._target_layer(model), NamedItemEmbedding):
+            # with name words the target vectors carry the names and the context ones do not: the sum
+            # dilutes them (Online Retail validation ends: 0.467 target alone, 0.369 summed)
             return target
         return normalize(target) + normalize(np.asarray(context.embeddings))
 
@@ -428,7 +487,7 @@ class EmbeddingTask(Task):
         details = {"items": data.vocab_size, "held-out session ends scored": ends.size,
                    "ppmi_svd post-processing": svd_post,
                    "settings": {key: m[key] for key in ("objective", "init", "context", "window", "shrink_window",
-                                                        "noise_power", "subsample")}}
+                                                        "noise_power", "subsample", "name_words")}}
         queries = self._queries(prepared, prepared.test, cfg)
         if self._scores_categories(prepared, queries, cfg):
             kwargs = dict(k=k, probe_folds=e["probe_folds"], seed=seed, labels=prepared.extra["labels"])
