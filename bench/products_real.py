@@ -213,15 +213,15 @@ class Bench:
         return {label: pooled([list(b.values())[i] for b in per_split])
                 for i, label in enumerate(_merged_labels(names))}
 
-
-def _merged_labels(names: list[list[str]]) -> list[str]:
-    """One label per position; where the splits' labels differ (their chosen weights), the first with "...". """
-    return [column[0] if len(set(column)) == 1 else column[0].split(" (weight")[0] + " (weight per split)"
-            for column in zip(*names)]
-
     @property
     def primary(self) -> str:
         return "knn_accuracy" if self.has_categories else f"hit_rate_at_{K}"
+
+
+def _merged_labels(names: list[list[str]]) -> list[str]:
+    """One label per position; where the splits' labels differ (their chosen weights), the weight dropped. """
+    return [column[0] if len(set(column)) == 1 else column[0].split(" (weight")[0] + " (weight per split)"
+            for column in zip(*names)]
 
 
 def pooled(case_dicts: list[dict]) -> dict:
