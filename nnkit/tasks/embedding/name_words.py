@@ -13,6 +13,8 @@ from collections import Counter
 
 import numpy as np
 
+from nnkit.errors import NnkitError
+
 WORD = re.compile(r"[^\W_]+")  # letters and digits of any script; punctuation and spaces split words
 MAX_WORDS = 32  # per item: a long description keeps its first distinct words
 
@@ -20,6 +22,20 @@ MAX_WORDS = 32  # per item: a long description keeps its first distinct words
 def name_words(name: str) -> list[str]:
     """The distinct lower-cased words of a name, in order of first appearance."""
     return list(dict.fromkeys(WORD.findall(str(name).lower())))[:MAX_WORDS]
+
+
+def word_rows_for(names, weight) -> np.ndarray | None:
+    """:func:`item_word_rows` for ``model.name_words = weight``; None without names or shared words.
+
+    A weight > 0 (not 'auto') with no words to use is an error at the door.
+    """
+    rows = item_word_rows(names)[0] if names is not None else None
+    rows = rows if rows is not None and rows.shape[1] else None
+    if rows is None and not isinstance(weight, str) and weight > 0:
+        raise NnkitError(f"config key 'model.name_words': {weight!r} needs item names with words that two or more "
+                         "items share (data.name_column in the sessions or items CSV); these items have none. "
+                         "Set model.name_words=0")
+    return rows
 
 
 def item_word_rows(names, min_items: int = 2) -> tuple[np.ndarray, list[str]]:

@@ -48,7 +48,8 @@ class EmbeddingTask(Task):
     name = "embedding"
     schema = {
         "data": {
-            "items": Field("", "items CSV (item_id,category[,name]) naming categories of --data's items"),
+            "items": Field("", "items CSV (item_id,category[,name]) naming categories of --data's items",
+                           path=True),
             "session_column": Field("session_id", "sessions CSV: the session (basket, invoice, user) column"),
             "item_column": Field("item_id", "sessions and items CSV: the item id column"),
             "timestamp_column": Field("timestamp", "sessions CSV: orders events in a session when present "
@@ -171,11 +172,14 @@ class EmbeddingTask(Task):
             "dim": cfg["model"]["dim"],
         }
         summary = {"source": source, **full.summary, "held-out items (validation, test)":
-                   f"{val_rows.size}, {test_rows.size}", **ends_summary}
+                   f"{val_rows.size}, {test_rows.size}", **ends_summary,
+                   "items in the training sessions (what the model embeds)": data.vocab_size}
         without_test = data.categories.copy()
         without_test[test_rows] = -1  # validation neighbours vote without the test items' categories
         return Prepared(train=data, val=val_rows, test=test_rows, state=state, summary=summary,
-                        fingerprint=fingerprint(full.tokens, full.offsets, full.item_ids.astype("U")),
+                        # categories and names too: an items CSV changed since is other data, not this run's
+                        fingerprint=fingerprint(full.tokens, full.offsets, full.item_ids.astype("U"),
+                                                full.categories, _names_text(full)),
                         extra={"train_categories": train_categories, "labels": labels,
                                "val_ends": val_ends.scorable(), "test_ends": test_ends.scorable(),
                                "categories_without_test": without_test, "item_words": item_words})
@@ -207,18 +211,12 @@ class EmbeddingTask(Task):
                 raise NnkitError(f"config key '{key}': received {value!r}; expected {kind} or "
                                  + " or ".join(repr(w) for w in words))
 
-    def check_names(self, cfg: dict, data):
+    @staticmethod
+    def check_names(cfg: dict, data):
         """The items' name-word rows (None without names or shared words); a weight > 0 needs them."""
-        from nnkit.tasks.embedding.name_words import item_word_rows
+        from nnkit.tasks.embedding.name_words import word_rows_for
 
-        rows = item_word_rows(data.names)[0] if data.names is not None else None
-        rows = rows if rows is not None and rows.shape[1] else None
-        weight = cfg["model"]["name_words"]
-        if rows is None and not isinstance(weight, str) and weight > 0:
-            raise NnkitError(f"config key 'model.name_words': {weight!r} needs item names with words that two "
-                             "or more items share (data.name_column in the sessions or items CSV); these items "
-                             "have none. Set model.name_words=0")
-        return rows
+        return word_rows_for(data.names, cfg["model"]["name_words"])
 
     def check_catalogue(self, cfg: dict, items: int) -> None:
         """The full softmax only where it fits: at the door, before any run folder is made."""
@@ -226,8 +224,8 @@ class EmbeddingTask(Task):
             raise NnkitError(
                 f"config key 'model.objective': 'softmax' scores all {items:,} items at every step; expected "
                 f"at most {self.softmax_max_items:,}. For this catalogue use negative sampling, as the bundled "
-                "shop does: --set model.objective=negative_sampling train.optimizer=sgd "
-                "train.learning_rate=0.5 train.epochs=12 train.schedule=cosine")
+                "shop does: --set model.objective=negative_sampling --set train.optimizer=sgd "
+                "--set train.learning_rate=0.5 --set train.epochs=12 --set train.schedule=cosine")
 
     def settings(self, cfg: dict, prepared: Prepared) -> dict:
         """The model section, a window or name weight still 'auto' (no choice made): the first candidate."""
@@ -247,7 +245,9 @@ class EmbeddingTask(Task):
         weights = self.name_word_candidates if named else (None,)
         candidates = [{**({"model.window": w} if w is not None else {}),
                        **({"model.name_words": x} if x is not None else {})} for w in windows for x in weights]
-        return candidates if cfg["eval"]["select_budget"] > 0 and len(candidates) > 1 else []
+        if cfg["eval"]["select_budget"] <= 0 or len(candidates) < 2 or not self._has_validation(prepared, cfg):
+            return []  # nothing to choose on: the first candidates (settings()), as the report says
+        return candidates
 
     def selection_budget(self, cfg: dict) -> dict:
         share, t = cfg["eval"]["select_budget"], cfg["train"]
@@ -501,7 +501,8 @@ class EmbeddingTask(Task):
             details["queries"] = int(queries.size)
         elif ends.size:
             primary = f"hit_rate_at_{k}"
-            verdict = next_item_verdict(model_metrics, baselines, k, ends.size)
+            verdict = next_item_verdict(model_metrics, baselines, k, ends.size,
+                                        with_category=int((data.categories >= 0).sum()), items=data.vocab_size)
         else:
             raise DataError(self.nothing_to_evaluate(e))
         details["seconds"] = {k_: round(v, 2) for k_, v in timings.items()}
@@ -573,6 +574,10 @@ def check_not_diverged(vectors: np.ndarray, cfg: dict) -> None:
         tries.append("model.shared_negatives = 0")
     raise TrainingDiverged(f"training diverged: the item vectors' median norm is {median:.3g} (skip-gram's stay "
                      f"below about 10, so their neighbours are noise); try " + ", ".join(tries))
+
+
+def _names_text(data) -> str:
+    return "" if data.names is None else "\x1f".join(data.names.tolist())
 
 
 def cfg_eval(run) -> dict:
