@@ -57,7 +57,7 @@ def _read_dates(table: CsvTable, column: str, text, session_codes: np.ndarray):
     if day_first_only.any():
         return _instants(table, column, text, slashed, dayfirst=True)
     month_first = _instants(table, column, text, slashed, dayfirst=False)
-    if slashed.any() and (first != second)[slashed].any():  # 03/02: which is the day?
+    if not month_first_only.any() and (first != second)[slashed].any():  # 03/02 only: which is the day?
         day_first = _instants(table, column, text, slashed, dayfirst=True)
         rows = np.arange(text.size)
         a = np.lexsort((rows, month_first.to_numpy(), session_codes))
