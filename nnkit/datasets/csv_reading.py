@@ -157,11 +157,13 @@ def _check_extra_fields(path: Path, text: str, width: int) -> None:
                             "inside a value needs double quotes around the value)")
 
 
-def check_no_missing(table: CsvTable, column: str, key: str, expected: str) -> None:
-    """Raise at the first row whose ``column`` cell is empty (after stripping spaces)."""
-    missing = (table.frame[column].str.strip() == "").to_numpy()
+def check_no_missing(table: CsvTable, column: str, key: str, expected: str):
+    """``column`` stripped of surrounding spaces; raises at the first row whose cell is then empty."""
+    cells = table.frame[column].str.strip()
+    missing = (cells == "").to_numpy()
     if missing.any():
         first = int(np.flatnonzero(missing)[0])
         raise DataError(f"{table.where(first)}, column {column!r}: empty value "
                         f"({int(missing.sum())} of {missing.size} rows); expected {expected} "
                         f"in every row (config key {key})")
+    return cells

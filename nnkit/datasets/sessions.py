@@ -180,13 +180,11 @@ def read_sessions(path, *, items_path: str = "", session_column: str = "session_
     table = read_csv_table(path, "sessions file", {"data.session_column": session_column,
                                                     "data.item_column": item_column})
     frame = table.frame
-    check_no_missing(table, session_column, "data.session_column", "a session id")
-    check_no_missing(table, item_column, "data.item_column", "an item id")
+    sessions = check_no_missing(table, session_column, "data.session_column", "a session id")
+    items = check_no_missing(table, item_column, "data.item_column", "an item id")
     items_table, icol = read_items(items_path, item_column, category_column) if items_path else (None, "")
     _check_required(table, items_table, required_columns, timestamp_column=timestamp_column,
                     category_column=category_column, name_column=name_column)
-    sessions = frame[session_column].str.strip()
-    items = frame[item_column].str.strip()
     session_codes, session_uniques = pd.factorize(sessions, sort=False)  # order of first appearance
     if timestamp_column and timestamp_column in frame.columns:
         stamps = read_times(table, timestamp_column, session_codes)
