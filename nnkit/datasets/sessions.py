@@ -247,7 +247,7 @@ def _check_required(table, items_table, required_columns, **columns) -> None:
             files = "the sessions file" if param == "timestamp_column" or items_table is None else "either file"
             raise DataError(f"{table.path}: no column {column!r} (config key {key}) in {files}; the file has "
                             f"columns {', '.join(repr(c) for c in table.frame.columns)}; set {key} to one of "
-                            "them, or leave it at its default to go without")
+                            "them, or leave it unset (the column is then optional)")
 
 
 def _category_codes(per_item, separator: str):
