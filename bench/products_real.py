@@ -117,13 +117,39 @@ class Split:
             out = {"knn_accuracy": hit.astype(float), f"precision_at_{K}": share}
         return {**out, **case_scores(ranks, K)}
 
-    def baseline_cases(self, part: str) -> dict:
-        """Per-case scores of the popularity and co-occurrence baselines (random vectors have their own row)."""
+    def baseline_cases(self, part: str, window: int, dim: int) -> dict:
+        """Per-case scores of the popularity and co-occurrence baselines (random vectors have their own row).
+
+        Where items have names, two that read them too: the names alone (TF-IDF cosine), and PPMI-SVD's
+        cosine plus the names' (weight chosen on this split's validation ends among NAME_WEIGHTS): what
+        nnkit's ``model.name_words`` must beat to show that it learns more than the sum of the two.
+        """
         from nnkit.tasks.embedding.next_item import baseline_scorers, case_ranks, case_scores
 
         t, ends = self.train, self.val_ends if part == "validation" else self.test_ends
-        return {name: case_scores(case_ranks(score, ends, t.vocab_size), K)
-                for name, score in baseline_scorers(t).items() if name != "random"}
+        scorers = {name: score for name, score in baseline_scorers(t).items() if name != "random"}
+        if t.names is not None:
+            scorers.update(self.name_scorers(window, dim))
+        return {name: case_scores(case_ranks(score, ends, t.vocab_size), K) for name, score in scorers.items()}
+
+    def name_scorers(self, window: int, dim: int) -> dict:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        from nnkit.tasks.embedding.baselines import normalize
+        from nnkit.tasks.embedding.next_item import case_ranks, case_scores
+
+        t = self.train
+        tfidf = TfidfVectorizer(token_pattern=r"[^\W_]+").fit_transform([str(n) for n in t.names]).tocsr()
+        by_name = lambda q: (tfidf[q] @ tfidf.T).toarray()  # noqa: E731
+        ppmi = normalize(train_ppmi(t, {"window": window}, dim)[0])
+
+        def mixed(weight):
+            return lambda q: ppmi[q] @ ppmi.T + weight * by_name(q)
+
+        hit = f"hit_rate_at_{K}"
+        best = max(NAME_WEIGHTS, key=lambda w: case_scores(case_ranks(mixed(w), self.val_ends, t.vocab_size),
+                                                            K)[hit].mean())
+        return {"names (TF-IDF cosine)": by_name, f"PPMI-SVD + names (weight {best:g}, validation's)": mixed(best)}
 
 
 class Bench:
@@ -180,13 +206,22 @@ class Bench:
                 done.append(split.cases(postprocess.apply(vectors, how), part))
         return pooled(raw), pooled(done) if post else None, choices, seconds
 
-    def baselines(self, part: str) -> dict:
-        per_split = [split.baseline_cases(part) for split in self.splits]
-        return {name: pooled([b[name] for b in per_split]) for name in per_split[0]}
+    def baselines(self, part: str, window: int, dim: int) -> dict:
+        per_split = [split.baseline_cases(part, window, dim) for split in self.splits]
+        # the mixed baseline's name carries its weight, which may differ between splits
+        names = [list(b) for b in per_split]
+        return {label: pooled([list(b.values())[i] for b in per_split])
+                for i, label in enumerate(_merged_labels(names))}
 
     @property
     def primary(self) -> str:
         return "knn_accuracy" if self.has_categories else f"hit_rate_at_{K}"
+
+
+def _merged_labels(names: list[list[str]]) -> list[str]:
+    """One label per position; where the splits' labels differ (their chosen weights), the weight dropped. """
+    return [column[0] if len(set(column)) == 1 else column[0].split(" (weight")[0] + " (weight per split)"
+            for column in zip(*names)]
 
 
 def pooled(case_dicts: list[dict]) -> dict:
@@ -242,7 +277,8 @@ def train_nnkit(data, settings: dict, dim: int, seed: int = 0):
     task, cfg = resolved.task, resolved.cfg
     for key, value in settings.items():
         cfg["train" if key in cfg["train"] else "model"][key] = value
-    prepared = Prepared(train=data, val=None, test=np.zeros(0, np.int64), extra={"train_categories": None})
+    prepared = Prepared(train=data, val=None, test=np.zeros(0, np.int64),
+                        extra={"train_categories": None, "item_words": task.check_names(cfg, data)})
     T.apply_seed(cfg["train"])
     ds, _ = task.datasets(cfg, prepared, cfg["train"]["batch_size"])
     steps = T.steps_for_min_steps(cfg["train"]["epochs"], cfg["train"]["min_steps"], int(ds.cardinality()))
@@ -337,6 +373,8 @@ def compare(args, benches):
     settings = preset_settings(args)
     if args.window:  # every method's window (a user run chooses it on validation: 5, 3 or 10)
         settings["window"] = args.window
+    if args.name_words:  # nnkit's model.name_words (a user run chooses 0 or 3 on validation)
+        settings["name_words"] = args.name_words
     # gensim keeps word2vec's budget of 12 epochs (its default is 5) when nnkit's softmax trains for 5
     # (and, on a data set small enough for nnkit's train.min_steps, as many passes as nnkit makes)
     gensim = {**settings, "epochs": max(settings["epochs"], GENSIM_EPOCHS), "nnkit_epochs": settings["epochs"]}
@@ -372,35 +410,45 @@ def compare(args, benches):
         print("\n".join(lines))
         rnd, _, _, _ = bench.run(train_random, settings, args.dim, 0, post=False)
         print(f"| random vectors | – | {fmt(means(rnd))} | – |")
-        for name, metrics in bench.baselines("test").items():
+        baselines = bench.baselines("test", settings["window"], args.dim)
+        for name, metrics in baselines.items():
             cells = " | ".join(["–"] * (len(keys) - len(metrics)) + [f"{v:.3f}" for v in means(metrics).values()])
             print(f"| {name} (next item) | – | {cells} | – |")
-        report_comparison(bench, methods, cases, walls, args.seeds, settings)
+        report_comparison(bench, methods, cases, walls, args.seeds, settings,
+                          {name: c for name, c in baselines.items() if "names" in name})
 
 
-def report_comparison(bench, methods, cases, walls, seeds, settings):
-    """Mean scores, nnkit's paired differences (95 % bootstrap intervals over the cases) and wall times."""
+def report_comparison(bench, methods, cases, walls, seeds, settings, scorers=None):
+    """Mean scores, nnkit's paired differences (95 % bootstrap intervals over the cases) and wall times.
+
+    ``scorers``: next-item baselines' cases (no seeds) to compare with too, on the keys they have.
+    """
     keys = [bench.primary] + [k for k in cases["nnkit item2vec", 0] if k != bench.primary]
     per_case = {(name, key): np.mean([cases[name, s][key] for s in range(seeds)], axis=0)
                 for name, _, _ in methods for key in keys}
+    for name, their_cases in (scorers or {}).items():
+        methods = [*methods, (name, None, None)]
+        per_case.update({(name, key): their_cases[key] for key in keys if key in their_cases})
     print(f"\n{bench.name}: over {seeds} seed(s), test cases post-processed as nnkit does (init="
           f"{settings['init']}); nnkit minus each method on the same cases, with a 95 % bootstrap interval:")
     for name, _, _ in methods:
         cells = []
-        for key in keys:
+        for key in (k for k in keys if (name, k) in per_case):
             mine, theirs = per_case["nnkit item2vec", key], per_case[name, key]
             cell = f"{key} {theirs.mean():.3f}"
             if name != "nnkit item2vec":
                 diff, low, high = paired_interval(mine, theirs)
                 cell += f" ({diff:+.3f}, {low:+.3f} to {high:+.3f})"
             cells.append(cell)
-        print(f"  {name} [{per_case[name, keys[0]].size} cases]: " + "; ".join(cells))
+        size = next(per_case[name, k].size for k in keys if (name, k) in per_case)
+        print(f"  {name} [{size} cases]: " + "; ".join(cells))
     nn, gs = np.mean(walls["nnkit item2vec"]), np.mean(walls["gensim Word2Vec"])
     print(f"  wall time (training, summed over {max(1, bench.folds)} split(s)): nnkit {nn:.1f}s / gensim "
           f"{gs:.1f}s = {nn / max(gs, 1e-9):.2f}x")
 
 
 GENSIM_EPOCHS = 12
+NAME_WEIGHTS = (0.3, 1.0, 3.0)  # the names' cosine added to PPMI-SVD's (baseline_cases), chosen on validation
 
 # --objective negative_sampling: what users' sessions trained with before the softmax (and what a
 # catalogue above EmbeddingTask.softmax_max_items needs)
@@ -480,6 +528,8 @@ def main():
                         help="'negative_sampling': users' sessions as trained before the softmax (NEGATIVE_SAMPLING)")
     parser.add_argument("--window", type=int, default=0, help="compare: every method's window (0: the preset's)")
     parser.add_argument("--only", default="", help="sweep: comma-separated settings")
+    parser.add_argument("--name-words", type=float, default=0.0,
+                        help="compare: nnkit's model.name_words (the items' name words added to their vectors)")
     parser.add_argument("--retail-folds", type=int, default=5,
                         help="the retail invoices' folds: each fold's cases are scored by models trained on the rest")
     args = parser.parse_args()

@@ -47,6 +47,7 @@ class Field:
     min_items: int | None = None  # lists: fewest items (None: 1 for a list of sizes, see min_length)
     max_items: int | None = None  # lists: most items
     recipe_only: bool = False  # defines the recipe: only the recipe file sets it, never --set/--config
+    path: bool = False  # a file: made absolute when a run is made, so the run finds it from any folder
 
     def min_length(self) -> int:
         """Fewest items of a list: a list of sizes with a lower bound (filters, units) is never empty."""

@@ -24,7 +24,7 @@ from nnkit.tuning import space as tuning_space
 
 RUN_STAGES = ("train", "evaluate", "report", "export")
 
-DATA_SCHEMA = {"path": config_mod.Field("", "your data file or folder (empty: the bundled source)")}
+DATA_SCHEMA = {"path": config_mod.Field("", "your data file or folder (empty: the bundled source)", path=True)}
 
 
 def task_schema(task) -> dict:
@@ -66,6 +66,7 @@ def resolve(recipe_ref: str, data: str | None = None, config_file: str | None = 
                              with_data=recipe.with_data if (data is not None if own_data is None else own_data)
                              else None)
     cfg["recipe"]["name"] = recipe.name
+    _absolute_paths(schema, cfg)
     cfg["tune"] = tuning_space.merge_layers(schema, [(recipe.config, str(recipe.path)),
                                                      (file_layer, str(config_file)), (set_layer, "--set")])
     return Resolved(recipe, task, cfg)
@@ -192,6 +193,16 @@ def _resume_locked(run: Run, resolved: Resolved, data: str | None, restart: str 
     run.set_status("running", resumed=meta.get("resumed", 0) + 1, pid=os.getpid())
     _guard(run, lambda: _execute(run, resolved.task, resolved.cfg, stages, prepared))
     return run
+
+
+def _absolute_paths(schema: dict, cfg: dict) -> None:
+    """File keys (``Field(path=True)``, e.g. data.items) as absolute paths, as --data is: a run's config
+    must name the same files when ``nnkit evaluate`` or ``resume`` runs from another folder."""
+    for section, fields in schema.items():
+        for key, field in fields.items() if isinstance(fields, dict) else ():
+            value = cfg.get(section, {}).get(key)
+            if getattr(field, "path", False) and isinstance(value, str) and value:
+                cfg[section][key] = str(Path(value).expanduser().resolve())
 
 
 def load_run_data(run: Run, resolved: Resolved, data: str | None, command: str):

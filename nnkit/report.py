@@ -101,6 +101,9 @@ def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
+    # text is drawn as written: a user's label such as a price tier "$$" is not maths (mathtext raised
+    # a ParseException after training, so the run could never finish); no nnkit plot uses mathtext
+    matplotlib.rcParams["text.parse_math"] = False
     import matplotlib.pyplot as plt
 
     return plt

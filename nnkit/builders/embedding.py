@@ -22,7 +22,7 @@ ITEM2VEC_OPTIONS = {  # declared once (see nnkit.builders.rnn.RNN_OPTIONS); num_
 
 def build_item2vec(vocab_size: int, *, dim: int = 64, num_negatives: int = 5, shared_negatives: int = 0,
                    noise=None, num_categories: int = 0, objective: str = "negative_sampling",
-                   name: str = "item2vec") -> keras.Model:
+                   item_words=None, word_weight: float = 1.0, name: str = "item2vec") -> keras.Model:
     """Skip-gram over item ids (negative sampling or full softmax), optionally with a category head.
 
     Inputs (a list, in this order):
@@ -44,6 +44,11 @@ def build_item2vec(vocab_size: int, *, dim: int = 64, num_negatives: int = 5, sh
     rows); the context table is then a :class:`nnkit.layers.SoftmaxContexts`
     with a bias per item.
 
+    ``item_words`` (int ``(vocab_size, width)`` word rows per item, ``-1``
+    padded; see :func:`nnkit.tasks.embedding.name_words.item_word_rows`) makes
+    the target table a :class:`nnkit.layers.NamedItemEmbedding`: each item's
+    vector adds ``word_weight`` times the mean of its name words' vectors.
+
     The item vectors are the weights of the layer ``{name}_target``. Both
     tables are looked up by gather, so their gradients are ``IndexedSlices``
     touching only the rows in the batch; plain SGD (no momentum) keeps the
@@ -64,9 +69,12 @@ def build_item2vec(vocab_size: int, *, dim: int = 64, num_negatives: int = 5, sh
 
     target = keras.Input(shape=(), dtype="int32", name="target")
     scale = 0.5 / dim  # word2vec's initialisation: small uniform targets, zero contexts
-    target_vectors = SparseEmbedding(
-        vocab_size, dim, embeddings_initializer=keras.initializers.RandomUniform(-scale, scale),
-        name=f"{name}_target")(target)
+    start = keras.initializers.RandomUniform(-scale, scale)
+    if item_words is None:
+        table = SparseEmbedding(vocab_size, dim, embeddings_initializer=start, name=f"{name}_target")
+    else:
+        table = _named_items(vocab_size, dim, item_words, word_weight, start, f"{name}_target")
+    target_vectors = table(target)
     if objective == "softmax":  # every item scored: no contexts input, no negatives
         inputs = target
         logits = SoftmaxContexts(vocab_size, dim, name=f"{name}_context")(target_vectors)
@@ -88,6 +96,24 @@ def build_item2vec(vocab_size: int, *, dim: int = 64, num_negatives: int = 5, sh
     if num_categories:
         outputs["category"] = keras.layers.Dense(num_categories, name=f"{name}_category")(target_vectors)
     return keras.Model(inputs, outputs, name=name)
+
+
+def _named_items(vocab_size: int, dim: int, item_words, word_weight: float, start, name: str):
+    import numpy as np
+
+    from nnkit.layers.embedding import NamedItemEmbedding
+
+    rows = np.asarray(item_words)
+    if rows.ndim != 2 or rows.shape[0] != vocab_size or rows.shape[1] == 0:
+        raise ValueError(f"`item_words` must be ({vocab_size}, width >= 1) word rows. Received: shape {rows.shape}")
+    if word_weight < 0:
+        raise ValueError(f"`word_weight` must be >= 0. Received: word_weight={word_weight}")
+    words = int(rows.max()) + 1 if (rows >= 0).any() else 1
+    table = NamedItemEmbedding(vocab_size, dim, words=words, width=rows.shape[1], word_weight=word_weight,
+                               embeddings_initializer=start, name=name)
+    table.build()
+    table.item_words.assign(rows.astype("int32"))
+    return table
 
 
 def _cumulative(noise, vocab_size: int):

@@ -28,6 +28,60 @@ class SparseEmbedding(keras.layers.Embedding):
 
 
 @keras.saving.register_keras_serializable(package="nnkit")
+class NamedItemEmbedding(SparseEmbedding):
+    """Item vectors that add the mean vector of the item's name words: ``id row + weight * mean(word rows)``.
+
+    Side information as in fastText's subwords and Meta-Prod2Vec (Vasile et
+    al. 2016): items named alike ("HAND WARMER RED POLKA DOT", "HAND WARMER
+    UNION JACK") share word vectors, so an item bought a few times borrows
+    what its words learned from the others. ``item_words`` (a non-trainable
+    int32 weight, ``(items, width)``, ``-1`` padded, set by the builder) lists
+    each item's word rows; an item with no word is its id row alone.
+    :meth:`bake` folds the words into the id table, after which the first
+    weight holds the item vectors, as :class:`SparseEmbedding`'s does.
+    """
+
+    def __init__(self, input_dim, output_dim, words: int = 1, width: int = 1, word_weight: float = 1.0, **kwargs):
+        super().__init__(input_dim, output_dim, **kwargs)
+        self.words, self.width, self.word_weight = int(words), int(width), float(word_weight)
+
+    def build(self, input_shape=None):
+        super().build()
+        self.word_embeddings = self.add_weight(shape=(self.words, self.output_dim), name="word_embeddings",
+                                               initializer=self.embeddings_initializer)
+        self.item_words = self.add_weight(shape=(self.input_dim, self.width), dtype="int32", trainable=False,
+                                          name="item_words", initializer=keras.initializers.Constant(-1))
+
+    def call(self, inputs):
+        rows = keras.ops.take(self.item_words, keras.ops.cast(inputs, "int32"), axis=0)
+        return super().call(inputs) + self._words_part(rows)
+
+    def _words_part(self, rows):
+        present = keras.ops.cast(rows >= 0, self.compute_dtype)
+        vectors = keras.ops.take(self.word_embeddings, keras.ops.maximum(rows, 0), axis=0)
+        summed = keras.ops.sum(vectors * present[..., None], axis=-2)
+        return self.word_weight * summed / keras.ops.maximum(keras.ops.sum(present, axis=-1, keepdims=True), 1.0)
+
+    def item_vectors(self):
+        """Every item's vector (id row plus its words), a NumPy array ``(items, dim)``."""
+        return keras.ops.convert_to_numpy(self.embeddings + self._words_part(self.item_words))
+
+    def bake(self, vectors=None):
+        """Make ``vectors`` (default: :meth:`item_vectors`) the id table and zero the word table."""
+        self.embeddings.assign(self.item_vectors() if vectors is None else vectors)
+        self.word_embeddings.assign(keras.ops.zeros_like(self.word_embeddings))
+
+    @property
+    def variable_serialization_spec(self):
+        # Embedding saves the variables its spec names: the word table and the item's words travel with it
+        return {mode: [*names, "word_embeddings", "item_words"]
+                for mode, names in super().variable_serialization_spec.items()}
+
+    def get_config(self):
+        return {**super().get_config(), "words": self.words, "width": self.width, "word_weight": self.word_weight}
+
+
+@keras.saving.register_keras_serializable(package="nnkit")
 class ContextScores(keras.layers.Layer):
     """Dot products of each target vector with its row of context vectors: ``(b, d), (b, k, d) -> (b, k)``.
 

@@ -23,14 +23,16 @@ class HeldOutEnds:
     """Session ends held out of training: the item before (``queries``) and the end (``targets``).
 
     Rows index the *training* vocabulary; ``targets == -1`` where the end item
-    never occurs in training (no method can rank it; counted, not scored).
+    never occurs in training, and ``targets == queries`` where it repeats the
+    item before it (a click stream's double view): no method ranks the query
+    itself, so both are counted, not scored.
     """
 
     queries: np.ndarray
     targets: np.ndarray
 
     def scorable(self) -> "HeldOutEnds":
-        ok = (self.targets >= 0) & (self.queries >= 0)
+        ok = (self.targets >= 0) & (self.queries >= 0) & (self.targets != self.queries)
         return HeldOutEnds(self.queries[ok], self.targets[ok])
 
     @property
@@ -109,8 +111,14 @@ def cut_session_ends(data, validation_sessions, test_sessions, tail: int | None 
     summary = {"sessions with held-out ends (validation, test)": f"{n_val}, {held.size - n_val}",
                "held-out items per such session": _tail_text(tail, cut),
                "held-out items not seen in training (validation, test)":
-                   f"{int((validation.targets < 0).sum())}, {int((test.targets < 0).sum())}"}
+                   f"{int((validation.targets < 0).sum())}, {int((test.targets < 0).sum())}",
+               "held-out items repeating the item before them (validation, test; not scored)":
+                   f"{_repeats(validation)}, {_repeats(test)}"}
     return train, validation, test, summary
+
+
+def _repeats(ends: HeldOutEnds) -> int:
+    return int(((ends.targets == ends.queries) & (ends.targets >= 0)).sum())
 
 
 def _tail_text(tail: int | None, cut: np.ndarray) -> str | int:

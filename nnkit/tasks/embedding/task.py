@@ -48,7 +48,8 @@ class EmbeddingTask(Task):
     name = "embedding"
     schema = {
         "data": {
-            "items": Field("", "items CSV (item_id,category[,name]) naming categories of --data's items"),
+            "items": Field("", "items CSV (item_id,category[,name]) naming categories of --data's items",
+                           path=True),
             "session_column": Field("session_id", "sessions CSV: the session (basket, invoice, user) column"),
             "item_column": Field("item_id", "sessions and items CSV: the item id column"),
             "timestamp_column": Field("timestamp", "sessions CSV: orders events in a session when present "
@@ -95,6 +96,11 @@ class EmbeddingTask(Task):
                                          "top principal component ('all_but_the_top'); 'auto': whichever of "
                                          "these and 'none' scores best on validation",
                                  choices=("auto", *postprocess.CHOICES)),
+            "name_words": Field(0.0, "> 0: each item's vector adds this weight x the mean vector of its name's "
+                                     "words (words shared by 2+ items; data.name_column), so items named alike "
+                                     "start alike and rarely bought ones borrow their words' training; 'auto': "
+                                     "chosen among EmbeddingTask.name_word_candidates on validation where items "
+                                     "have names", type=(float, int, str)),
             "category_weight": Field(0.0, "> 0: the embedding also predicts the item's category "
                                           "(loss weight), where categories are known", min=0.0),
         },
@@ -132,6 +138,9 @@ class EmbeddingTask(Task):
     # validation, the first one first. bench/products_real.py (MovieLens, Online Retail): 5 neighbours
     # each side beat 3 and 10 on MovieLens's validation films; the window that wins depends on the data
     window_candidates = (5, 3, 10)
+    # model.name_words = "auto" (users' sessions with item names) tries these on validation: off, and the
+    # weight that did best on the Online Retail sample's validation ends (docs/products.md)
+    name_word_candidates = (0.0, 3.0)
     # model.objective = "softmax" scores every item at every step: batch x items x dim per step
     softmax_max_items = 20_000
 
@@ -149,6 +158,7 @@ class EmbeddingTask(Task):
         val_rows, test_rows = split_known_items(data.categories, e["validation_fraction"], e["test_fraction"], seed)
         if not (test_rows.size and (data.categories >= 0).sum() > e["k"]) and not test_ends.scorable().size:
             raise DataError(self.nothing_to_evaluate(e))
+        item_words = self.check_names(cfg, data)
         train_categories = data.categories.copy()
         train_categories[np.concatenate([val_rows, test_rows])] = -1  # never shown to the category head
         labels = None
@@ -162,14 +172,17 @@ class EmbeddingTask(Task):
             "dim": cfg["model"]["dim"],
         }
         summary = {"source": source, **full.summary, "held-out items (validation, test)":
-                   f"{val_rows.size}, {test_rows.size}", **ends_summary}
+                   f"{val_rows.size}, {test_rows.size}", **ends_summary,
+                   "items in the training sessions (what the model embeds)": data.vocab_size}
         without_test = data.categories.copy()
         without_test[test_rows] = -1  # validation neighbours vote without the test items' categories
         return Prepared(train=data, val=val_rows, test=test_rows, state=state, summary=summary,
-                        fingerprint=fingerprint(full.tokens, full.offsets, full.item_ids.astype("U")),
+                        # categories and names too: an items CSV changed since is other data, not this run's
+                        fingerprint=fingerprint(full.tokens, full.offsets, full.item_ids.astype("U"),
+                                                full.categories, _names_text(full)),
                         extra={"train_categories": train_categories, "labels": labels,
                                "val_ends": val_ends.scorable(), "test_ends": test_ends.scorable(),
-                               "categories_without_test": without_test})
+                               "categories_without_test": without_test, "item_words": item_words})
 
     @staticmethod
     def heldout_tail(e: dict) -> tuple[int | None, int]:
@@ -189,12 +202,21 @@ class EmbeddingTask(Task):
 
     # -- settings: a window 'auto' is chosen on validation --------------------------------------
     def check_settings(self, cfg: dict) -> None:
-        for key, words in (("model.window", ("auto",)), ("eval.heldout_items", ("auto", "all"))):
+        for key, words, least in (("model.window", ("auto",), 1), ("eval.heldout_items", ("auto", "all"), 1),
+                                  ("model.name_words", ("auto",), 0)):
             section, name = key.split(".")
             value = cfg[section][name]
-            if isinstance(value, str) and value not in words or isinstance(value, int) and value < 1:
-                raise NnkitError(f"config key '{key}': received {value!r}; expected an integer >= 1 or "
+            if isinstance(value, str) and value not in words or not isinstance(value, str) and value < least:
+                kind = "an integer >= 1" if least else "a number >= 0"
+                raise NnkitError(f"config key '{key}': received {value!r}; expected {kind} or "
                                  + " or ".join(repr(w) for w in words))
+
+    @staticmethod
+    def check_names(cfg: dict, data):
+        """The items' name-word rows (None without names or shared words); a weight > 0 needs them."""
+        from nnkit.tasks.embedding.name_words import word_rows_for
+
+        return word_rows_for(data.names, cfg["model"]["name_words"])
 
     def check_catalogue(self, cfg: dict, items: int) -> None:
         """The full softmax only where it fits: at the door, before any run folder is made."""
@@ -202,19 +224,30 @@ class EmbeddingTask(Task):
             raise NnkitError(
                 f"config key 'model.objective': 'softmax' scores all {items:,} items at every step; expected "
                 f"at most {self.softmax_max_items:,}. For this catalogue use negative sampling, as the bundled "
-                "shop does: --set model.objective=negative_sampling train.optimizer=sgd "
-                "train.learning_rate=0.5 train.epochs=12 train.schedule=cosine")
+                "shop does: --set model.objective=negative_sampling --set train.optimizer=sgd "
+                "--set train.learning_rate=0.5 --set train.epochs=12 --set train.schedule=cosine")
 
     def settings(self, cfg: dict, prepared: Prepared) -> dict:
-        """The model section, a window still 'auto' (no choice made) replaced by the first candidate."""
-        window = cfg["model"]["window"]
-        return {**cfg["model"], "window": self.window_candidates[0] if window == "auto" else window}
+        """The model section, a window or name weight still 'auto' (no choice made): the first candidate."""
+        m = cfg["model"]
+        return {**m, "window": self.window_candidates[0] if m["window"] == "auto" else m["window"],
+                "name_words": self.name_word_candidates[0] if m["name_words"] == "auto" else m["name_words"]}
 
     def candidate_settings(self, cfg: dict, prepared: Prepared) -> list[dict]:
-        """model.window = 'auto': the windows to try on validation (none when the budget is 0)."""
-        if cfg["model"]["window"] != "auto" or cfg["eval"]["select_budget"] <= 0:
-            return []
-        return [{"model.window": w} for w in self.window_candidates]
+        """The settings left 'auto' to try on validation, every combination (none when the budget is 0).
+
+        ``model.window``: :attr:`window_candidates`; ``model.name_words``:
+        :attr:`name_word_candidates`, where the items have name words.
+        """
+        m = cfg["model"]
+        windows = self.window_candidates if m["window"] == "auto" else (None,)
+        named = m["name_words"] == "auto" and prepared.extra.get("item_words") is not None
+        weights = self.name_word_candidates if named else (None,)
+        candidates = [{**({"model.window": w} if w is not None else {}),
+                       **({"model.name_words": x} if x is not None else {})} for w in windows for x in weights]
+        if cfg["eval"]["select_budget"] <= 0 or len(candidates) < 2 or not self._has_validation(prepared, cfg):
+            return []  # nothing to choose on: the first candidates (settings()), as the report says
+        return candidates
 
     def selection_budget(self, cfg: dict) -> dict:
         share, t = cfg["eval"]["select_budget"], cfg["train"]
@@ -274,12 +307,15 @@ class EmbeddingTask(Task):
 
         # the sampler's settings (model.negatives, shared_negatives, noise_power) are passed by the task;
         # the model draws negatives itself only when they are shared (else the pipeline does)
-        m = cfg["model"]
+        m = self.settings(cfg, prepared)
         shared = self._shared_negatives(m)
         noise = np.asarray(prepared.train.counts, np.float64) ** m["noise_power"] if shared else None
+        named = m["name_words"] > 0 and prepared.extra.get("item_words") is not None
         model = build_from_config(build_item2vec, ITEM2VEC_OPTIONS, m, prepared.train.vocab_size,
                                   num_negatives=m["negatives"], shared_negatives=shared, noise=noise,
-                                  num_categories=self._category_head(cfg, prepared))
+                                  num_categories=self._category_head(cfg, prepared),
+                                  item_words=prepared.extra["item_words"] if named else None,
+                                  word_weight=m["name_words"])
         if m["init"] == "ppmi_svd":
             # on small real data (MovieLens) skip-gram from a random start leaves rare items' vectors
             # noisy, and they crowd the neighbour lists; the SVD's start gives them its shared
@@ -353,20 +389,25 @@ class EmbeddingTask(Task):
         softmax = cfg["model"]["objective"] == "softmax"
         if softmax:  # from here on the model's target table holds the item vectors
             vectors = self.trained_vectors(model)
-            self._target_layer(model).set_weights([vectors])
+            self._set_item_vectors(model, vectors)
         if cfg["model"]["postprocess"] == "auto" and not self._has_validation(prepared, cfg):
             return {}
         vectors, how, scores = self._postprocessed(vectors, prepared, cfg)
         if how != "none":
-            self._target_layer(model).set_weights([vectors])
+            self._set_item_vectors(model, vectors)
         text = (f"Item vectors post-processed with `{how}` after training "
                 f"({'chosen on ' + self.validation_metric(cfg, prepared) if scores else 'model.postprocess'}; "
                 "the test part was not used). `center` subtracts the mean vector; `all_but_the_top` also "
                 "removes the top principal component (Mu & Viswanath 2018). The PPMI-SVD baseline's vectors "
                 "get the same treatment, chosen on the same validation part.")
-        if softmax:
+        words = self.settings(cfg, prepared)["name_words"]
+        if softmax and not words:
             text += (" With `model.objective = \"softmax\"` the item vectors are the sum of each item's "
                      "normalised target and context vectors, both trained at every step (Levy et al. 2015).")
+        if words:
+            text += (f" With `model.name_words = {words:g}` each item's vector is its id vector plus {words:g} x "
+                     "the mean vector of its name's words (words two or more items share), baked into one "
+                     "table for serving.")
         return {"title": "Post-processing of the item vectors", "text": text, "setting": "model.postprocess",
                 "chosen": how, "scores": scores}
 
@@ -374,7 +415,7 @@ class EmbeddingTask(Task):
         from nnkit.layers import embedding
 
         return {name: getattr(embedding, name) for name in
-                ("SparseEmbedding", "ContextScores", "SharedNegativeContexts", "SharedNegativesLoss",
+                ("SparseEmbedding", "NamedItemEmbedding", "ContextScores", "SharedNegativeContexts", "SharedNegativesLoss",
                  "SoftmaxContexts", "SoftmaxContextsLoss")}
 
     # -- evaluation ---------------------------------------------------------------------------
@@ -389,23 +430,41 @@ class EmbeddingTask(Task):
     @classmethod
     def vectors(cls, model) -> np.ndarray:
         """The item vectors of a finished model (what evaluation and serving read)."""
-        return np.asarray(cls._target_layer(model).get_weights()[0])
+        from nnkit.layers.embedding import NamedItemEmbedding
+
+        table = cls._target_layer(model)
+        if isinstance(table, NamedItemEmbedding):  # id rows plus name words (baked in by finish_model)
+            return table.item_vectors()
+        return np.asarray(table.get_weights()[0])
+
+    @classmethod
+    def _set_item_vectors(cls, model, vectors: np.ndarray) -> None:
+        from nnkit.layers.embedding import NamedItemEmbedding
+
+        table = cls._target_layer(model)
+        if isinstance(table, NamedItemEmbedding):
+            table.bake(vectors)
+        else:
+            table.set_weights([vectors])
 
     @classmethod
     def trained_vectors(cls, model) -> np.ndarray:
         """The item vectors straight after training, before ``finish_model``.
 
-        Negative sampling: the target table. Full softmax: each item's
+        Negative sampling, or any objective with name words: the target table
+        (with name words, id rows plus words). Full softmax: each item's
         normalised target vector plus its normalised context vector. The
         softmax trains every context row at every step, so both tables carry
         the item (Levy et al. 2015's w + c); on MovieLens's validation films
         the sum beat the target table on 2 of 3 seeds, and on the test films
         on all 3 (bench/products_real.py, docs/products.md).
         """
-        from nnkit.layers.embedding import SoftmaxContexts
+        from nnkit.layers.embedding import NamedItemEmbedding, SoftmaxContexts
 
         target, context = cls.vectors(model), cls._context_layer(model)
-        if not isinstance(context, SoftmaxContexts):
+        if not isinstance(context, SoftmaxContexts) or isinstance(cls._target_layer(model), NamedItemEmbedding):
+            # with name words the target vectors carry the names and the context ones do not: the sum
+            # dilutes them (Online Retail validation ends: 0.467 target alone, 0.369 summed)
             return target
         return normalize(target) + normalize(np.asarray(context.embeddings))
 
@@ -428,7 +487,7 @@ class EmbeddingTask(Task):
         details = {"items": data.vocab_size, "held-out session ends scored": ends.size,
                    "ppmi_svd post-processing": svd_post,
                    "settings": {key: m[key] for key in ("objective", "init", "context", "window", "shrink_window",
-                                                        "noise_power", "subsample")}}
+                                                        "noise_power", "subsample", "name_words")}}
         queries = self._queries(prepared, prepared.test, cfg)
         if self._scores_categories(prepared, queries, cfg):
             kwargs = dict(k=k, probe_folds=e["probe_folds"], seed=seed, labels=prepared.extra["labels"])
@@ -442,7 +501,8 @@ class EmbeddingTask(Task):
             details["queries"] = int(queries.size)
         elif ends.size:
             primary = f"hit_rate_at_{k}"
-            verdict = next_item_verdict(model_metrics, baselines, k, ends.size)
+            verdict = next_item_verdict(model_metrics, baselines, k, ends.size,
+                                        with_category=int((data.categories >= 0).sum()), items=data.vocab_size)
         else:
             raise DataError(self.nothing_to_evaluate(e))
         details["seconds"] = {k_: round(v, 2) for k_, v in timings.items()}
@@ -514,6 +574,10 @@ def check_not_diverged(vectors: np.ndarray, cfg: dict) -> None:
         tries.append("model.shared_negatives = 0")
     raise TrainingDiverged(f"training diverged: the item vectors' median norm is {median:.3g} (skip-gram's stay "
                      f"below about 10, so their neighbours are noise); try " + ", ".join(tries))
+
+
+def _names_text(data) -> str:
+    return "" if data.names is None else "\x1f".join(data.names.tolist())
 
 
 def cfg_eval(run) -> dict:

@@ -44,12 +44,20 @@ def category_verdict(model: dict, baselines: dict, k: int) -> str:
     return text
 
 
-def next_item_verdict(model: dict, baselines: dict, k: int, cases: int) -> str:
+def next_item_verdict(model: dict, baselines: dict, k: int, cases: int, with_category: int = 0,
+                      items: int = 0) -> str:
+    """The next-item verdict; ``with_category``: items that have one (too few to score), ``items``: the vocabulary."""
     key = f"hit_rate_at_{k}"
     best_name = max(baselines, key=lambda n: baselines[n][key])
     best = baselines[best_name][key]
     word = "above" if model[key] > best else "not above"
-    return (f"No item categories were given, so the score is next-item retrieval: each of {cases} held-out "
-            f"session ends (test) is among the {k} nearest of the item before it {model[key]:.3f} of the time, "
-            f"{word} the best baseline ({best_name} {best:.3f}); popularity {baselines['popularity'][key]:.3f}, "
-            f"random {baselines['random'][key]:.3f}.")
+    why = (f"Only {with_category} items have a category, too few to score kNN accuracy with eval.k = {k} (more "
+           f"than {k} are needed)" if with_category else "No item categories were given")
+    text = (f"{why}, so the score is next-item retrieval: each of {cases} held-out session ends (test) is among "
+            f"the {k} nearest of the item before it {model[key]:.3f} of the time, {word} the best baseline "
+            f"({best_name} {best:.3f}); popularity {baselines['popularity'][key]:.3f}, random "
+            f"{baselines['random'][key]:.3f}.")
+    if items and k >= (items - 1) / 2:
+        text += (f" With {items} items, the {k} nearest hold half of them or more: even random ranking scores "
+                 "well, and the methods can hardly be told apart (a smaller eval.k separates them).")
+    return text
