@@ -107,7 +107,11 @@ def _seconds(rows: _Rows, column: str, values, dayfirst: bool):
         dates = pd.to_datetime(values, errors="coerce", format="mixed", dayfirst=dayfirst)
     except (ValueError, TypeError):  # offsets differ (a daylight-saving change), or some have none
         _check_all_aware(rows, column, values)
-        dates = pd.to_datetime(values, errors="coerce", format="mixed", dayfirst=dayfirst, utc=True)
+        try:
+            dates = pd.to_datetime(values, errors="coerce", format="mixed", dayfirst=dayfirst, utc=True)
+        except (ValueError, TypeError) as exc:  # pandas' own refusal, whatever it is: still one line
+            raise DataError(f"{rows.table.path}, column {column!r}: cannot read the dates ({exc}); expected "
+                            f"numbers or dates in one form {_HINT}") from None
     if getattr(dates.dt, "tz", None) is not None:
         dates = dates.dt.tz_convert("UTC").dt.tz_localize(None)
     return (dates - pd.Timestamp("1970-01-01")).dt.total_seconds()
