@@ -25,11 +25,15 @@ inside the functions that need it.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from nnkit.datasets.csv_reading import check_no_missing, read_csv_table
+from nnkit.datasets.csv_times import read_times
+from nnkit.datasets.items_file import check_repeats, read_items
 from nnkit.errors import DataError
 
 
@@ -96,9 +100,13 @@ def from_arrays(tokens, offsets, item_ids, categories=None, category_names=(), n
     rows = rows[keep_event]
     new_lengths = new_lengths[long_enough]
     if rows.size == 0:
+        if lengths.size == 0 or lengths.max() < 2:  # min_count is not the cause: nothing to lower
+            raise DataError(f"{source}: every session has fewer than 2 events ({lengths.size} sessions), so "
+                            "no two items are ever seen together; expected sessions (baskets, invoices, "
+                            "visits) of 2 or more events: check that data.session_column names them")
         raise DataError(f"{source}: no session has 2 or more items left after dropping items seen fewer "
-                        f"than data.min_count={min_count} times; lower data.min_count or give longer "
-                        "sessions")
+                        f"than data.min_count={min_count} times ({int((lengths >= 2).sum())} sessions had 2 "
+                        "or more events before); lower data.min_count or give longer sessions")
     # items seen only in dropped sessions leave the vocabulary too (no training signal)
     kept_before = kept.size
     final_counts = np.bincount(rows, minlength=kept.size)
@@ -146,90 +154,43 @@ def from_shop(shop, n_sessions: int, min_count: int = 1) -> SessionData:
 
 # -- reading CSV files ---------------------------------------------------------------------
 
-def _read_csv(path: Path, what: str, needed: dict):
-    """Read a CSV with pandas; ``needed`` maps config key -> column name that must exist."""
-    import pandas as pd
-
-    from nnkit.datasets.text import check_separator, input_file
-
-    input_file(path, what)
-    if path.stat().st_size == 0 or not path.read_bytes()[:65536].strip():
-        raise DataError(f"{path}: empty file; expected a CSV with a header such as "
-                        f"{','.join(needed.values())}")
-    columns = list(needed.values())
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=True, skipinitialspace=True,
-                            encoding="utf-8")
-    except UnicodeDecodeError:
-        try:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=True, skipinitialspace=True,
-                                encoding="latin-1")
-        except Exception as exc:  # pragma: no cover - pandas' own parse errors
-            raise DataError(f"{path}: cannot parse as CSV ({exc})") from None
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: empty file; expected a CSV with a header such as {','.join(columns)}") from None
-    except pd.errors.ParserError as exc:
-        raise DataError(f"{path}: cannot parse as CSV ({str(exc).strip()})") from None
-    frame.columns = [str(c).strip() for c in frame.columns]
-    check_separator(path, list(frame.columns))
-    for key, column in needed.items():
-        if column not in frame.columns:
-            raise DataError(f"{path}: no column {column!r} (config key {key}); the file has columns "
-                            f"{', '.join(repr(c) for c in frame.columns)}; set {key} to one of them")
-    if frame.empty:
-        raise DataError(f"{path}: has a header but no rows")
-    return frame
-
-
-def _check_no_missing(frame, path: Path, column: str, key: str, expected: str) -> None:
-    missing = frame[column].isna() | (frame[column].str.strip() == "")
-    if missing.any():
-        first = int(np.flatnonzero(missing.to_numpy())[0])
-        raise DataError(f"{path}, line {first + 2}, column {column!r}: empty value "
-                        f"({int(missing.sum())} of {len(frame)} rows); expected {expected} "
-                        f"in every row (config key {key})")
+# the sessions file's optional columns: used when present; an error when missing only if the caller
+# names them in ``required_columns`` (the user set the key to something other than its default)
+OPTIONAL_COLUMNS = {"timestamp_column": "data.timestamp_column", "category_column": "data.category_column",
+                    "name_column": "data.name_column"}
 
 
 def read_sessions(path, *, items_path: str = "", session_column: str = "session_id",
                   item_column: str = "item_id", timestamp_column: str = "timestamp",
                   category_column: str = "category", name_column: str = "name",
-                  category_separator: str = "", min_count: int = 1) -> SessionData:
+                  category_separator: str = "", min_count: int = 1,
+                  required_columns: Collection[str] = ()) -> SessionData:
     """Read a sessions CSV (and optional items CSV) into :class:`SessionData`.
 
     The timestamp, category and name columns are optional in the sessions file
-    (used when present); an items file must have the item and category columns.
-    ``category_separator`` (e.g. ``|``) splits a cell into several categories;
-    the first one listed is the item's main category.
+    (used when present) unless named in ``required_columns`` (e.g.
+    ``("timestamp_column",)``: then a missing column is an error; the category
+    and name columns may also be in the items file). An items file must have the
+    item and category columns. ``category_separator`` (e.g. ``|``) splits a cell
+    into several categories; the first one listed is the item's main category.
     """
     import pandas as pd
 
     path = Path(path)
-    frame = _read_csv(path, "sessions file", {"data.session_column": session_column,
-                                              "data.item_column": item_column})
-    _check_no_missing(frame, path, session_column, "data.session_column", "a session id")
-    _check_no_missing(frame, path, item_column, "data.item_column", "an item id")
-    sessions = frame[session_column].str.strip()
-    items = frame[item_column].str.strip()
-    order = np.arange(len(frame))
+    table = read_csv_table(path, "sessions file", {"data.session_column": session_column,
+                                                    "data.item_column": item_column})
+    frame = table.frame
+    sessions = check_no_missing(table, session_column, "data.session_column", "a session id")
+    items = check_no_missing(table, item_column, "data.item_column", "an item id")
+    items_table, icol = read_items(items_path, item_column, category_column) if items_path else (None, "")
+    _check_required(table, items_table, required_columns, timestamp_column=timestamp_column,
+                    category_column=category_column, name_column=name_column)
+    session_codes, session_uniques = pd.factorize(sessions, sort=False)  # order of first appearance
     if timestamp_column and timestamp_column in frame.columns:
-        raw = frame[timestamp_column]
-        stamps = pd.to_numeric(raw, errors="coerce")
-        if stamps.isna().any():  # dates? keep whichever reading fails on fewer rows
-            dates = pd.to_datetime(raw, errors="coerce", format="mixed")
-            if dates.isna().sum() < stamps.isna().sum():
-                stamps = pd.Series(dates.to_numpy().astype("datetime64[ns]").astype(np.int64),
-                                   index=raw.index, dtype="float64").where(dates.notna())
-        bad = stamps.isna().to_numpy()
-        if bad.any():
-            first = int(np.flatnonzero(bad)[0])
-            raise DataError(f"{path}, line {first + 2}, column {timestamp_column!r}: cannot read "
-                            f"{raw.iloc[first]!r} as a time; expected a number or a date "
-                            "(or set data.timestamp_column = \"\" to keep the file order)")
-        stamps = stamps.to_numpy(dtype=np.float64)
+        stamps = read_times(table, timestamp_column, session_codes)
     else:
         stamps = np.zeros(len(frame))
-    session_codes, session_uniques = pd.factorize(sessions, sort=False)  # order of first appearance
-    order = np.lexsort((order, stamps, session_codes))
+    order = np.lexsort((np.arange(len(frame)), stamps, session_codes))
     item_codes, item_uniques = pd.factorize(items, sort=False)
     tokens = item_codes[order]
     lengths = np.bincount(session_codes, minlength=len(session_uniques))
@@ -239,21 +200,18 @@ def read_sessions(path, *, items_path: str = "", session_column: str = "session_
 
     categories, category_names, names, extra = None, [], None, None
     cat_source = name_source = None
-    if items_path:
-        ipath = Path(items_path)
-        iframe = _read_csv(ipath, "items file", {"data.item_column": item_column if item_column in
-                                                 _header(ipath) else "item_id",
-                                                 "data.category_column": category_column})
-        icol = item_column if item_column in iframe.columns else "item_id"
-        _check_no_missing(iframe, ipath, icol, "data.item_column", "an item id")
+    repeated = 0
+    if items_table is not None:
+        iframe = items_table.frame
+        repeated = check_repeats(items_table, icol, category_column)
         iframe = iframe.assign(**{icol: iframe[icol].str.strip()}).drop_duplicates(icol, keep="first")
         cat_source = iframe.set_index(icol)[category_column]
         if name_column and name_column in iframe.columns:
             name_source = iframe.set_index(icol)[name_column]
     if cat_source is None and category_column and category_column in frame.columns:
-        cat_source = frame.assign(_i=items).groupby("_i", sort=False)[category_column].first()
+        cat_source = _first_per_item(frame[category_column], items)
     if name_source is None and name_column and name_column in frame.columns:
-        name_source = frame.assign(_i=items).groupby("_i", sort=False)[name_column].first()
+        name_source = _first_per_item(frame[name_column], items)
     if cat_source is not None:
         per_item = cat_source.reindex(item_ids)
         per_item = per_item.where(per_item.notna() & (per_item.astype(str).str.strip() != ""))
@@ -265,7 +223,31 @@ def read_sessions(path, *, items_path: str = "", session_column: str = "session_
                        min_count=min_count, source=str(path), extra_categories=extra)
     if items_path:
         data.summary["items file"] = str(items_path)
+    if repeated:
+        data.summary["items file rows repeating an item (first kept)"] = repeated
     return data
+
+
+def _first_per_item(column, items):
+    """Per item id: its first non-empty cell of ``column`` in the sessions file."""
+    cells = column.str.strip()
+    return cells.where(cells != "").groupby(items.to_numpy(), sort=False).first()
+
+
+def _check_required(table, items_table, required_columns, **columns) -> None:
+    """A column named in ``required_columns`` must be in the sessions file (category/name: or the items file)."""
+    unknown = set(required_columns) - set(OPTIONAL_COLUMNS)
+    if unknown:
+        raise ValueError(f"required_columns: unknown {sorted(unknown)}; expected some of {sorted(OPTIONAL_COLUMNS)}")
+    for param in required_columns:
+        column, key = columns[param], OPTIONAL_COLUMNS[param]
+        found = column in table.frame.columns or (
+            param != "timestamp_column" and items_table is not None and column in items_table.frame.columns)
+        if column and not found:
+            files = "the sessions file" if param == "timestamp_column" or items_table is None else "either file"
+            raise DataError(f"{table.path}: no column {column!r} (config key {key}) in {files}; the file has "
+                            f"columns {', '.join(repr(c) for c in table.frame.columns)}; set {key} to one of "
+                            "them, or leave it unset (the column is then optional)")
 
 
 def _category_codes(per_item, separator: str):
@@ -286,14 +268,6 @@ def _category_codes(per_item, separator: str):
     first = np.unique(item_rows, return_index=True)[1]  # explode keeps the listed order
     main[item_rows[first]] = codes[first]
     return main, [str(u) for u in uniques], matrix
-
-
-def _header(path: Path) -> list[str]:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            return [c.strip() for c in handle.readline().strip().split(",")]
-    except OSError:
-        return []
 
 
 # -- skip-gram pairs -------------------------------------------------------------------------

@@ -10,16 +10,22 @@ import numpy as np
 from nnkit.errors import DataError
 
 
+# the schema's defaults of the sessions file's optional columns (task.py's data.*_column Fields; a
+# test checks they agree): a column set to anything else was named by the user and must be there
+OPTIONAL_COLUMN_DEFAULTS = {"timestamp_column": "timestamp", "category_column": "category", "name_column": "name"}
+
+
 def load_sessions(data_cfg: dict):
     from nnkit.datasets import sessions as S
 
     if data_cfg["path"]:
+        required = [key for key, default in OPTIONAL_COLUMN_DEFAULTS.items() if data_cfg[key] != default]
         return S.read_sessions(
             data_cfg["path"], items_path=data_cfg["items"], session_column=data_cfg["session_column"],
             item_column=data_cfg["item_column"], timestamp_column=data_cfg["timestamp_column"],
             category_column=data_cfg["category_column"], name_column=data_cfg["name_column"],
             category_separator=data_cfg["category_separator"],
-            min_count=data_cfg["min_count"]), f"sessions csv {Path(data_cfg['path']).name}"
+            min_count=data_cfg["min_count"], required_columns=required), f"sessions csv {Path(data_cfg['path']).name}"
     if data_cfg["items"]:
         raise DataError("data.items needs a sessions file too: give --data sessions.csv")
     from nnkit.datasets.shop import Shop
