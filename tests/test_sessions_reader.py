@@ -223,18 +223,16 @@ def test_a_named_optional_column_must_exist(tmp_path):
 
 
 def test_load_sessions_requires_only_columns_set_away_from_the_schema_defaults(tmp_path):
-    from nnkit.tasks.embedding.data import OPTIONAL_COLUMN_DEFAULTS, load_sessions
+    from nnkit.tasks.embedding.data import load_sessions
     from nnkit.tasks.embedding.task import EmbeddingTask
 
-    schema = EmbeddingTask.schema["data"]
-    assert OPTIONAL_COLUMN_DEFAULTS == {key: schema[key].default for key in OPTIONAL_COLUMN_DEFAULTS}
+    defaults = {key: field.default for key, field in EmbeddingTask.schema["data"].items()}
     path = _write(tmp_path / "s.csv", "session_id,item_id\na,x1\na,x2\n")
-    cfg = {key: field.default for key, field in schema.items()}
-    cfg.update(path=str(path), min_count=1)
-    assert load_sessions(cfg)[0].n_sessions == 1  # no timestamp/category/name column: all optional
+    cfg = {**defaults, "path": str(path), "min_count": 1}
+    assert load_sessions(cfg, defaults)[0].n_sessions == 1  # no timestamp/category/name column: all optional
     with pytest.raises(DataError, match=r"no column 'ts' \(config key data.timestamp_column\)"):
-        load_sessions({**cfg, "timestamp_column": "ts"})
-    assert load_sessions({**cfg, "timestamp_column": ""})[0].n_sessions == 1  # "" turns the column off
+        load_sessions({**cfg, "timestamp_column": "ts"}, defaults)
+    assert load_sessions({**cfg, "timestamp_column": ""}, defaults)[0].n_sessions == 1  # "" turns the column off
 
 
 # -- what already worked keeps working -----------------------------------------------------------

@@ -10,16 +10,20 @@ import numpy as np
 from nnkit.errors import DataError
 
 
-# the schema's defaults of the sessions file's optional columns (task.py's data.*_column Fields; a
-# test checks they agree): a column set to anything else was named by the user and must be there
-OPTIONAL_COLUMN_DEFAULTS = {"timestamp_column": "timestamp", "category_column": "category", "name_column": "name"}
+OPTIONAL_COLUMNS = ("timestamp_column", "category_column", "name_column")
 
 
-def load_sessions(data_cfg: dict):
+def load_sessions(data_cfg: dict, defaults: dict):
+    """The sessions (``data.path``'s CSV, or the shop generator) and a line naming their source.
+
+    ``defaults``: the data section's schema defaults. An optional column
+    (timestamp, category, name) set to anything else was named by the user
+    and must be in the file.
+    """
     from nnkit.datasets import sessions as S
 
     if data_cfg["path"]:
-        required = [key for key, default in OPTIONAL_COLUMN_DEFAULTS.items() if data_cfg[key] != default]
+        required = [key for key in OPTIONAL_COLUMNS if data_cfg[key] != defaults[key]]
         return S.read_sessions(
             data_cfg["path"], items_path=data_cfg["items"], session_column=data_cfg["session_column"],
             item_column=data_cfg["item_column"], timestamp_column=data_cfg["timestamp_column"],

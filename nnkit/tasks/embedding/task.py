@@ -146,7 +146,7 @@ class EmbeddingTask(Task):
 
     # -- data and model ---------------------------------------------------------------------
     def load(self, cfg: dict) -> Prepared:
-        full, source = load_sessions(cfg["data"])
+        full, source = load_sessions(cfg["data"], {key: f.default for key, f in self.schema["data"].items()})
         e, seed = cfg["eval"], cfg["train"]["seed"]
         self.check_settings(cfg)
         self.check_catalogue(cfg, full.vocab_size)
