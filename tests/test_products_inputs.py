@@ -119,3 +119,22 @@ def test_sessions_csv_names_the_items_csv_error(tmp_path, cli_run):
                      "--out", tmp_path / "r", expect=2)
     assert "missing.csv" in result.output
     assert textwrap.dedent(result.output).count("\n") <= 2
+
+
+def test_an_items_file_naming_none_of_the_items_is_an_error_and_strays_are_counted(tmp_path):
+    from nnkit.datasets.sessions import read_sessions
+    from nnkit.errors import DataError
+
+    sessions, items = _catalogue(tmp_path, categories=("a", "b", "c"))
+    zeros_lost = tmp_path / "lost.csv"  # the ids as a spreadsheet might write them back
+    zeros_lost.write_text(items.read_text().replace("k0-", "K0_").replace("k1-", "K1_").replace("k2-", "K2_"))
+    try:
+        read_sessions(sessions, items_path=str(zeros_lost))
+        raise AssertionError("expected a DataError")
+    except DataError as exc:
+        assert "none of its 24 item ids occurs in" in str(exc) and "'K0_0'" in str(exc)
+    strays = tmp_path / "strays.csv"
+    strays.write_text(items.read_text() + "gone-1,a\ngone-2,b\n")
+    data = read_sessions(sessions, items_path=str(strays))
+    assert data.summary["items file rows naming no item of the sessions"] == 2
+    assert (data.categories >= 0).sum() == data.vocab_size

@@ -205,6 +205,7 @@ def read_sessions(path, *, items_path: str = "", session_column: str = "session_
         iframe = items_table.frame
         repeated = check_repeats(items_table, icol, category_column)
         iframe = iframe.assign(**{icol: iframe[icol].str.strip()}).drop_duplicates(icol, keep="first")
+        unmatched = _check_items_match(iframe[icol], item_ids, items_path, path)
         cat_source = iframe.set_index(icol)[category_column]
         if name_column and name_column in iframe.columns:
             name_source = iframe.set_index(icol)[name_column]
@@ -225,7 +226,22 @@ def read_sessions(path, *, items_path: str = "", session_column: str = "session_
         data.summary["items file"] = str(items_path)
     if repeated:
         data.summary["items file rows repeating an item (first kept)"] = repeated
+    if items_table is not None and unmatched:
+        data.summary["items file rows naming no item of the sessions"] = unmatched
     return data
+
+
+def _check_items_match(file_ids, item_ids: np.ndarray, items_path, path) -> int:
+    """How many items-file ids name no item of the sessions; an error when none does (e.g. lost zeros)."""
+    import pandas as pd
+
+    known = pd.Index(item_ids)
+    matched = file_ids.isin(known)
+    if len(file_ids) and not matched.any():
+        raise DataError(f"{items_path}: none of its {len(file_ids):,} item ids occurs in {path} (e.g. "
+                        f"{file_ids.iloc[0]!r} there, {item_ids[0]!r} in the sessions); expected the same ids in "
+                        "both files (a spreadsheet may have dropped leading zeros or changed the ids' format)")
+    return int((~matched).sum())
 
 
 def _first_per_item(column, items):
