@@ -66,16 +66,9 @@ def test_builder_checks_the_word_rows():
 
 
 def _named_invoices(tmp_path: Path) -> Path:
-    """Invoices of two kinds of basket (A*, B*); A<n> and B<n> are both named "no<n>"."""
-    rng = np.random.default_rng(0)
-    lines = ["invoice,sku,description"]
-    for s in range(120):
-        kind = s % 2
-        for item in rng.choice(12, size=rng.integers(3, 7), replace=False):
-            lines.append(f"{s},{'AB'[kind]}{item},no{item}")
-    path = tmp_path / "invoices.csv"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    from test_products_sessions import _retail_like
+
+    return _retail_like(tmp_path, names=True)
 
 
 def _resolve(path, *sets):

@@ -205,13 +205,14 @@ class _Poisoned:
         raise AssertionError("the test part was read during selection (len)")
 
 
-def _retail_like(tmp_path: Path) -> Path:
+def _retail_like(tmp_path: Path, names: bool = False) -> Path:
+    """Invoices of two kinds of basket (A*, B*); ``names``: A<n> and B<n> are both described "no<n>"."""
     rng = np.random.default_rng(0)
-    lines = ["invoice,sku"]
+    lines = ["invoice,sku" + (",description" if names else "")]
     for s in range(120):  # two kinds of basket, so there is something to learn
         kind = s % 2
         for item in rng.choice(12, size=rng.integers(3, 7), replace=False):
-            lines.append(f"{s},{'AB'[kind]}{item}")
+            lines.append(f"{s},{'AB'[kind]}{item}" + (f",no{item}" if names else ""))
     path = tmp_path / "invoices.csv"
     path.write_text("\n".join(lines) + "\n")
     return path
