@@ -221,7 +221,7 @@ def load_run_data(run: Run, resolved: Resolved, data: str | None, command: str):
                          f"nnkit {command} {run.path} --data NEW_PLACE")
     prepared = resolved.task.load(cfg)
     expected = run.meta().get("data_fingerprint")
-    return prepared, expected is None or prepared.fingerprint == expected
+    return prepared, expected is None or expected in (prepared.fingerprint, *prepared.earlier_fingerprints)
 
 
 def _execute(run: Run, task, cfg: dict, stages, prepared, callbacks=None, on_stage=None) -> None:

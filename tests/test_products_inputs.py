@@ -138,3 +138,57 @@ def test_an_items_file_naming_none_of_the_items_is_an_error_and_strays_are_count
     data = read_sessions(sessions, items_path=str(strays))
     assert data.summary["items file rows naming no item of the sessions"] == 2
     assert (data.categories >= 0).sum() == data.vocab_size
+
+
+def test_an_items_file_may_name_the_items_without_categories(tmp_path):
+    from nnkit.datasets.sessions import read_sessions
+    from nnkit.errors import DataError
+
+    sessions, items = _catalogue(tmp_path, categories=("a", "b", "c"))
+    names_only = tmp_path / "names.csv"
+    names_only.write_text("item_id,name\n" + "".join(f"k0-{i},lamp {i}\n" for i in range(8)))
+    data = read_sessions(sessions, items_path=str(names_only))
+    assert (data.categories < 0).all() and dict(zip(data.item_ids, data.names))["k0-3"] == "lamp 3"
+    neither = tmp_path / "neither.csv"
+    neither.write_text("item_id,price\nk0-1,3\n")
+    try:
+        read_sessions(sessions, items_path=str(neither))
+        raise AssertionError("expected a DataError")
+    except DataError as exc:
+        assert "no column 'category' (config key data.category_column) or 'name'" in str(exc)
+
+
+def test_runs_recorded_with_the_sessions_only_fingerprint_still_evaluate(tmp_path):
+    from nnkit.pipeline import load_run_data, resolve
+    from nnkit.tasks.embedding.data import data_fingerprint, sessions_fingerprint
+
+    sessions, items = _catalogue(tmp_path, categories=("a", "b", "c"))
+    resolved = resolve("products", data=str(sessions), overrides=[f"data.items={items}"])
+    full = resolved.task.load(resolved.cfg)
+    for recorded, same in ((full.fingerprint, True), (full.earlier_fingerprints[0], True), ("0" * 16, False)):
+        run = SimpleNamespace(meta=lambda recorded=recorded: {"data_fingerprint": recorded})
+        assert load_run_data(run, resolved, None, "evaluate")[1] is same
+    # every category of an item counts, and the categories' names
+    from nnkit.datasets.sessions import read_sessions
+
+    def read(text):
+        path = tmp_path / "several.csv"
+        path.write_text(text)
+        return read_sessions(sessions, items_path=str(path), category_separator="|")
+
+    rows = [f"k{kind}-{i}" for kind in range(3) for i in range(8)]
+    # main categories m0..m2 (or M0..M2: same order), second ones zX / zY sort after them: same main codes
+    first = read("item_id,category\n" + "".join(f"{r},m{r[1]}|zX\n" for r in rows))
+    second = read("item_id,category\n" + "".join(f"{r},m{r[1]}|z{'XY'[n % 2]}\n" for n, r in enumerate(rows)))
+    renamed = read("item_id,category\n" + "".join(f"{r},M{r[1]}|zX\n" for r in rows))
+    assert (first.categories == second.categories).all() and (first.categories == renamed.categories).all()
+    prints = {data_fingerprint(d) for d in (first, second, renamed)}
+    assert len(prints) == 3 and len({sessions_fingerprint(d) for d in (first, second, renamed)}) == 1
+
+
+def test_held_out_wording_and_no_held_out_sessions():
+    assert N._tail_text(7, np.array([5, 7])) == "the last 7 (all but the first in sessions of 8 items or fewer)"
+    assert N._tail_text(7, np.array([7, 7])) == 7 and N._tail_text(7, np.array([3, 5])) == "all but the first"
+    data = _sessions(*[list("abcdef")] * 6)
+    _, val, test, summary = N.hold_out_session_ends(data, 0.0, 0.0, seed=0, min_test_cases=200)
+    assert val.size == test.size == 0 and summary["held-out items per such session"] == 1

@@ -137,3 +137,26 @@ def test_name_words_are_checked_at_the_door(tmp_path, cli_run, value, expected):
                      "--out", tmp_path / "r", expect=2)
     assert "model.name_words" in result.output and expected in result.output
     assert not (tmp_path / "r").exists()
+
+
+def test_names_train_under_mixed_precision(tmp_path):
+    from nnkit.pipeline import start
+
+    resolved = _resolve(_named_invoices(tmp_path), "eval.select_budget=0", "model.window=3", "model.name_words=3",
+                        "train.mixed_precision=true")
+    run = start(resolved, stages=("train",), out=str(tmp_path / "run"))
+    assert json.loads(run.meta_file.read_text())["finished"]["chosen"] in ("none", "center", "all_but_the_top")
+
+
+def test_negative_sampling_with_names_bakes_the_words_too(tmp_path):
+    import keras
+
+    from nnkit.pipeline import start
+
+    resolved = _resolve(_named_invoices(tmp_path), "eval.select_budget=0", "model.window=3", "model.name_words=3",
+                        "model.postprocess=none", "model.objective=negative_sampling", "train.optimizer=sgd",
+                        "train.learning_rate=0.1")
+    run = start(resolved, stages=("train",), out=str(tmp_path / "run"))
+    table = keras.saving.load_model(run.model_file).get_layer("item2vec_target")
+    assert not table.get_weights()[1].any()  # the words live in the id rows: the first weight is the vectors
+    np.testing.assert_allclose(table.item_vectors(), table.get_weights()[0], atol=1e-6)

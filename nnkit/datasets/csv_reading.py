@@ -97,8 +97,10 @@ def decode_csv(path: Path) -> str:
         return raw.decode("latin-1")
 
 
-def read_csv_table(path: str | Path, what: str, needed: dict) -> CsvTable:
+def read_csv_table(path: str | Path, what: str, needed: dict, example: str = "") -> CsvTable:
     """Read a CSV as strings; ``needed`` maps config key -> column name that must exist.
+
+    ``example``: the header an error about an empty file shows (default: the needed columns).
 
     Cells are kept verbatim (only surrounding spaces go later): an empty cell is
     ``""``, never NaN, and ``NA``/``null`` stay text. Rows with more fields than
@@ -110,7 +112,7 @@ def read_csv_table(path: str | Path, what: str, needed: dict) -> CsvTable:
     from nnkit.datasets.text import check_separator, input_file
 
     path = input_file(path, what)
-    example = ",".join(needed.values())
+    example = example or ",".join(needed.values())
     text = decode_csv(path)
     if not text.strip():
         raise DataError(f"{path}: empty file; expected a CSV with a header such as {example}")

@@ -10,11 +10,20 @@ from nnkit.datasets.csv_reading import CsvTable, check_no_missing, read_csv_tabl
 from nnkit.errors import DataError
 
 
-def read_items(items_path: str, item_column: str, category_column: str) -> tuple[CsvTable, str]:
-    """The items CSV and its id column: ``item_column`` (as in the sessions file) or else ``item_id``."""
+def read_items(items_path: str, item_column: str, category_column: str, name_column: str = "") -> tuple[CsvTable, str]:
+    """The items CSV and its id column: ``item_column`` (as in the sessions file) or else ``item_id``.
+
+    It names the items' categories, their names, or both: one of the two columns must be there.
+    """
     ipath = Path(items_path)
-    table = read_csv_table(ipath, "items file", {"data.category_column": category_column})
+    header = ",".join(c for c in (item_column, category_column, name_column) if c)
+    table = read_csv_table(ipath, "items file", {}, example=header)
     columns = list(table.frame.columns)
+    if category_column not in columns and name_column not in columns:
+        wanted = " or ".join(f"{c!r} (config key data.{k})" for k, c in
+                             (("category_column", category_column), ("name_column", name_column)) if c)
+        raise DataError(f"{ipath}: no column {wanted}; the items file has columns "
+                        f"{', '.join(repr(c) for c in columns)}; set the key to the column that holds them")
     icol = item_column if item_column in columns else "item_id" if "item_id" in columns else None
     if icol is None:
         also = "" if item_column == "item_id" else " or 'item_id'"
@@ -34,8 +43,8 @@ def check_repeats(table: CsvTable, item_column: str, category_column: str) -> in
     """
     ids = table.frame[item_column].str.strip()
     repeated = ids.duplicated(keep="first").to_numpy()
-    if not repeated.any():
-        return 0
+    if not repeated.any() or category_column not in table.frame.columns:
+        return int(repeated.sum())
     cats = table.frame[category_column].str.strip()
     first_cat = cats.groupby(ids.to_numpy(), sort=False).transform("first")
     conflict = repeated & (cats != first_cat).to_numpy()

@@ -182,7 +182,7 @@ def read_sessions(path, *, items_path: str = "", session_column: str = "session_
     frame = table.frame
     sessions = check_no_missing(table, session_column, "data.session_column", "a session id")
     items = check_no_missing(table, item_column, "data.item_column", "an item id")
-    items_table, icol = read_items(items_path, item_column, category_column) if items_path else (None, "")
+    items_table, icol = read_items(items_path, item_column, category_column, name_column) if items_path else (None, "")
     _check_required(table, items_table, required_columns, timestamp_column=timestamp_column,
                     category_column=category_column, name_column=name_column)
     session_codes, session_uniques = pd.factorize(sessions, sort=False)  # order of first appearance
@@ -206,7 +206,8 @@ def read_sessions(path, *, items_path: str = "", session_column: str = "session_
         repeated = check_repeats(items_table, icol, category_column)
         iframe = iframe.assign(**{icol: iframe[icol].str.strip()}).drop_duplicates(icol, keep="first")
         unmatched = _check_items_match(iframe[icol], item_ids, items_path, path)
-        cat_source = iframe.set_index(icol)[category_column]
+        if category_column in iframe.columns:
+            cat_source = iframe.set_index(icol)[category_column]
         if name_column and name_column in iframe.columns:
             name_source = iframe.set_index(icol)[name_column]
     if cat_source is None and category_column and category_column in frame.columns:

@@ -56,15 +56,16 @@ class NamedItemEmbedding(SparseEmbedding):
         rows = keras.ops.take(self.item_words, keras.ops.cast(inputs, "int32"), axis=0)
         return super().call(inputs) + self._words_part(rows)
 
-    def _words_part(self, rows):
-        present = keras.ops.cast(rows >= 0, self.compute_dtype)
-        vectors = keras.ops.take(self.word_embeddings, keras.ops.maximum(rows, 0), axis=0)
+    def _words_part(self, rows, dtype=None):
+        dtype = dtype or self.compute_dtype  # mixed precision: the float32 word table computes in bfloat16
+        present = keras.ops.cast(rows >= 0, dtype)
+        vectors = keras.ops.cast(keras.ops.take(self.word_embeddings, keras.ops.maximum(rows, 0), axis=0), dtype)
         summed = keras.ops.sum(vectors * present[..., None], axis=-2)
         return self.word_weight * summed / keras.ops.maximum(keras.ops.sum(present, axis=-1, keepdims=True), 1.0)
 
     def item_vectors(self):
-        """Every item's vector (id row plus its words), a NumPy array ``(items, dim)``."""
-        return keras.ops.convert_to_numpy(self.embeddings + self._words_part(self.item_words))
+        """Every item's vector (id row plus its words), a float32 NumPy array ``(items, dim)``."""
+        return keras.ops.convert_to_numpy(self.embeddings + self._words_part(self.item_words, "float32"))
 
     def bake(self, vectors=None):
         """Make ``vectors`` (default: :meth:`item_vectors`) the id table and zero the word table."""

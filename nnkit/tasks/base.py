@@ -37,6 +37,8 @@ class Prepared:
     state: dict = field(default_factory=dict)  # JSON-able, saved as state.json
     summary: dict = field(default_factory=dict)  # for the report's data section
     fingerprint: str = ""
+    # what earlier nnkit versions computed for the same data: their runs still evaluate and resume
+    earlier_fingerprints: tuple = ()
     extra: dict = field(default_factory=dict)  # task-private leftovers (raw frames, ...)
 
 

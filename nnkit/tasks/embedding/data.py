@@ -13,6 +13,25 @@ from nnkit.errors import DataError
 OPTIONAL_COLUMNS = ("timestamp_column", "category_column", "name_column")
 
 
+def data_fingerprint(data) -> str:
+    """The sessions and what the items CSV says of them (every category, names): an items CSV changed
+    since is other data, not the run's."""
+    from nnkit.runs import fingerprint
+
+    extra = data.extra_categories
+    more = () if extra is None else (extra.indptr, extra.indices)
+    names = "" if data.names is None else "\x1f".join(data.names.tolist())
+    return fingerprint(data.tokens, data.offsets, data.item_ids.astype("U"), data.categories,
+                       "\x1f".join(map(str, data.category_names)), *more, names)
+
+
+def sessions_fingerprint(data) -> str:
+    """The sessions alone: what runs recorded before the items CSV counted (they still evaluate, resume)."""
+    from nnkit.runs import fingerprint
+
+    return fingerprint(data.tokens, data.offsets, data.item_ids.astype("U"))
+
+
 def load_sessions(data_cfg: dict, defaults: dict):
     """The sessions (``data.path``'s CSV, or the shop generator) and a line naming their source.
 

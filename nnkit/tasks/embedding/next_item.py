@@ -45,8 +45,9 @@ def hold_out_session_ends(data, validation_fraction: float, test_fraction: float
     """Remove the last ``tail`` items of a random share of sessions; re-index the rest as training data.
 
     Returns ``(train_data, validation, test, summary)``. Sessions keeping at
-    least 2 items after the cut are eligible; each is validation, test or
-    untouched. See :func:`cut_session_ends` for the cases.
+    least 2 items after the cut are eligible (with ``min_test_cases``: at
+    least 1); each is validation, test or untouched. See
+    :func:`cut_session_ends` for the cases.
 
     ``min_test_cases > 0`` sizes the cut for a small data set: every session
     of 3+ items is eligible, and each held-out session loses its last
@@ -57,8 +58,8 @@ def hold_out_session_ends(data, validation_fraction: float, test_fraction: float
     order = np.random.default_rng([seed, 13]).permutation(eligible_sessions(data, 1 if min_test_cases else tail))
     n_val = int(round(order.size * validation_fraction))
     n_test = int(round(order.size * test_fraction))
-    if min_test_cases:
-        tail = max(tail or 1, -(-min_test_cases // max(1, n_test)))
+    if min_test_cases and n_test:
+        tail = max(tail or 1, -(-min_test_cases // n_test))
     return cut_session_ends(data, np.sort(order[:n_val]), np.sort(order[n_val:n_val + n_test]), tail)
 
 
@@ -126,7 +127,7 @@ def _tail_text(tail: int | None, cut: np.ndarray) -> str | int:
         return "all but the first"
     if not cut.size or (cut == tail).all():
         return tail
-    return f"the last {tail} (all but the first in sessions of {tail} items or fewer)"
+    return f"the last {tail} (all but the first in sessions of {tail + 1} items or fewer)"
 
 
 def _tail_positions(offsets: np.ndarray, sessions: np.ndarray, counts: np.ndarray) -> np.ndarray:

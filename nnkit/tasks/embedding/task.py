@@ -35,10 +35,10 @@ from nnkit.builders.embedding import ITEM2VEC_OPTIONS
 from nnkit.builders.options import build_from_config
 from nnkit.config import Field, declared
 from nnkit.errors import DataError, NnkitError, TrainingDiverged
-from nnkit.runs import fingerprint
 from nnkit.tasks.base import Evaluation, Option, Prepared, Task
 from nnkit.tasks.embedding.baselines import category_matrix, category_metrics, normalize, ppmi_factors
-from nnkit.tasks.embedding.data import frequent, load_sessions, split_known_items
+from nnkit.tasks.embedding.data import (data_fingerprint, frequent, load_sessions, sessions_fingerprint,
+                                        split_known_items)
 from nnkit.tasks.embedding.next_item import hold_out_session_ends, next_item_baselines, ranked, vector_scorer
 from nnkit.tasks.embedding import postprocess
 from nnkit.tasks.embedding.verdicts import category_verdict, neighbour_table, next_item_verdict
@@ -177,9 +177,7 @@ class EmbeddingTask(Task):
         without_test = data.categories.copy()
         without_test[test_rows] = -1  # validation neighbours vote without the test items' categories
         return Prepared(train=data, val=val_rows, test=test_rows, state=state, summary=summary,
-                        # categories and names too: an items CSV changed since is other data, not this run's
-                        fingerprint=fingerprint(full.tokens, full.offsets, full.item_ids.astype("U"),
-                                                full.categories, _names_text(full)),
+                        fingerprint=data_fingerprint(full), earlier_fingerprints=(sessions_fingerprint(full),),
                         extra={"train_categories": train_categories, "labels": labels,
                                "val_ends": val_ends.scorable(), "test_ends": test_ends.scorable(),
                                "categories_without_test": without_test, "item_words": item_words})
@@ -310,12 +308,11 @@ class EmbeddingTask(Task):
         m = self.settings(cfg, prepared)
         shared = self._shared_negatives(m)
         noise = np.asarray(prepared.train.counts, np.float64) ** m["noise_power"] if shared else None
-        named = m["name_words"] > 0 and prepared.extra.get("item_words") is not None
+        words = self._name_weight(cfg, prepared)
         model = build_from_config(build_item2vec, ITEM2VEC_OPTIONS, m, prepared.train.vocab_size,
                                   num_negatives=m["negatives"], shared_negatives=shared, noise=noise,
                                   num_categories=self._category_head(cfg, prepared),
-                                  item_words=prepared.extra["item_words"] if named else None,
-                                  word_weight=m["name_words"])
+                                  item_words=prepared.extra["item_words"] if words else None, word_weight=words)
         if m["init"] == "ppmi_svd":
             # on small real data (MovieLens) skip-gram from a random start leaves rare items' vectors
             # noisy, and they crowd the neighbour lists; the SVD's start gives them its shared
@@ -325,6 +322,11 @@ class EmbeddingTask(Task):
             self._target_layer(model).embeddings.assign(target)
             self._context_layer(model).embeddings.assign(context)
         return model
+
+    def _name_weight(self, cfg: dict, prepared: Prepared) -> float:
+        """``model.name_words`` as trained: 0 where no choice was made or the items have no shared words."""
+        weight = self.settings(cfg, prepared)["name_words"]
+        return float(weight) if prepared.extra.get("item_words") is not None else 0.0
 
     @staticmethod
     def _shared_negatives(m: dict) -> int:
@@ -386,8 +388,8 @@ class EmbeddingTask(Task):
         """``model.postprocess`` applied to the item vectors ('auto': the best on validation)."""
         vectors = self.vectors(model)  # one copy of the table (a million rows is 256 MB)
         check_not_diverged(vectors, cfg)  # the raw table: the softmax's sum of unit vectors hides a blow-up
-        softmax = cfg["model"]["objective"] == "softmax"
-        if softmax:  # from here on the model's target table holds the item vectors
+        softmax, words = cfg["model"]["objective"] == "softmax", self._name_weight(cfg, prepared)
+        if softmax or words:  # from here on the model's target table holds the item vectors (names baked in)
             vectors = self.trained_vectors(model)
             self._set_item_vectors(model, vectors)
         if cfg["model"]["postprocess"] == "auto" and not self._has_validation(prepared, cfg):
@@ -400,7 +402,6 @@ class EmbeddingTask(Task):
                 "the test part was not used). `center` subtracts the mean vector; `all_but_the_top` also "
                 "removes the top principal component (Mu & Viswanath 2018). The PPMI-SVD baseline's vectors "
                 "get the same treatment, chosen on the same validation part.")
-        words = self.settings(cfg, prepared)["name_words"]
         if softmax and not words:
             text += (" With `model.objective = \"softmax\"` the item vectors are the sum of each item's "
                      "normalised target and context vectors, both trained at every step (Levy et al. 2015).")
@@ -574,10 +575,6 @@ def check_not_diverged(vectors: np.ndarray, cfg: dict) -> None:
         tries.append("model.shared_negatives = 0")
     raise TrainingDiverged(f"training diverged: the item vectors' median norm is {median:.3g} (skip-gram's stay "
                      f"below about 10, so their neighbours are noise); try " + ", ".join(tries))
-
-
-def _names_text(data) -> str:
-    return "" if data.names is None else "\x1f".join(data.names.tolist())
 
 
 def cfg_eval(run) -> dict:
