@@ -147,6 +147,10 @@ def selection_section(selection: dict) -> list[str]:
     lines = ["## Settings chosen on validation", "",
              f"Each candidate trained with {budget} and was scored by {selection['metric']}; the test part "
              f"was not used. Chosen: {chosen}.", "", "| candidate | validation | seconds |", "|---|---|---|"]
+    scores = [row["validation"] for row in selection["candidates"]]
+    if len(scores) > 1 and None not in scores and len(set(scores)) == 1:  # a tiny validation part ties all
+        lines[2] += (" Every candidate scored the same, so this is the first candidate, not a choice the data "
+                     "made (a larger validation part would separate them).")
     for row in selection["candidates"]:
         lines.append("| " + ", ".join(f"{k} = {v!r}" for k, v in row["settings"].items()) +
                      f" | {'diverged' if row['validation'] is None else format(row['validation'], '.4g')} |"

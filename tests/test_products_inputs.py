@@ -192,3 +192,16 @@ def test_held_out_wording_and_no_held_out_sessions():
     data = _sessions(*[list("abcdef")] * 6)
     _, val, test, summary = N.hold_out_session_ends(data, 0.0, 0.0, seed=0, min_test_cases=200)
     assert val.size == test.size == 0 and summary["held-out items per such session"] == 1
+
+
+def test_a_selection_where_every_candidate_ties_says_so():
+    from nnkit.report import selection_section
+
+    def section(scores):
+        rows = [{"settings": {"model.window": w}, "validation": v, "seconds": 1.0} for w, v in zip((5, 3), scores)]
+        return "\n".join(selection_section({"chosen": {"model.window": 5}, "budget": {"epochs": 1},
+                                             "metric": "hit_rate_at_10", "candidates": rows}))
+
+    assert "Every candidate scored the same" in section([1.0, 1.0])
+    assert "Every candidate scored the same" not in section([0.5, 0.4])
+    assert "Every candidate scored the same" not in section([0.5, None])  # the diverged one lost
