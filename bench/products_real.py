@@ -281,9 +281,8 @@ def train_nnkit(data, settings: dict, dim: int, seed: int = 0):
                         extra={"train_categories": None, "item_words": task.check_names(cfg, data)})
     T.apply_seed(cfg["train"])
     ds, _ = task.datasets(cfg, prepared, cfg["train"]["batch_size"])
-    steps = T.steps_for_min_steps(cfg["train"]["epochs"], cfg["train"]["min_steps"], int(ds.cardinality()))
-    if steps > int(ds.cardinality()):  # train.min_steps, as a run does: a small data set repeats in an epoch
-        ds = ds.repeat().take(steps)
+    # train.min_steps, as a run does: a small data set repeats within an epoch
+    ds, _, _ = T.repeat_to_min_steps(ds, cfg["train"]["epochs"], cfg["train"]["min_steps"])
     start = time.perf_counter()  # model.init = "ppmi_svd": the SVD it starts from is part of its time
     model = task.build_model(cfg, prepared)
     model.compile(optimizer=T.make_optimizer(cfg["train"], int(ds.cardinality())),

@@ -74,6 +74,16 @@ def make_learning_rate(train_cfg: dict, steps_per_epoch: int):
         decay_rate=train_cfg["decay_rate"], staircase=(schedule == "step"))
 
 
+def repeat_to_min_steps(train_ds, epochs: int, min_steps: int):
+    """``(dataset, steps per epoch, repeated)``: a dataset of known size repeated to ``train.min_steps``."""
+    known = bool(train_ds.cardinality() > 0)
+    steps = int(train_ds.cardinality().numpy()) if known else 100
+    per_epoch = steps_for_min_steps(epochs, min_steps, steps)
+    if known and per_epoch > steps:  # a small data set: repeated within each epoch
+        return train_ds.repeat().take(per_epoch), per_epoch, True
+    return train_ds, steps, False
+
+
 def steps_for_min_steps(epochs: int, min_steps: int, steps_per_pass: int) -> int:
     """``train.min_steps``: optimizer steps in one epoch, so that all epochs together make ``min_steps``.
 
@@ -488,14 +498,11 @@ def fit(task, cfg: dict, prepared, run: Run, extra_callbacks: list | None = None
     replicas = strategy.num_replicas_in_sync
     global_batch = train_cfg["batch_size"] * replicas
     train_ds, val_ds = task.datasets(cfg, prepared, global_batch)
-    known = bool(train_ds.cardinality() > 0)
-    steps = int(train_ds.cardinality().numpy()) if known else 100
-    per_epoch = steps_for_min_steps(train_cfg["epochs"], train_cfg["min_steps"], steps)
-    repeated = known and per_epoch > steps
-    if repeated:  # a small data set: repeated within each epoch
-        run.update_meta(steps_per_epoch={"steps": per_epoch, "steps_per_pass": steps,
+    one_pass = int(train_ds.cardinality().numpy())
+    train_ds, steps, repeated = repeat_to_min_steps(train_ds, train_cfg["epochs"], train_cfg["min_steps"])
+    if repeated:
+        run.update_meta(steps_per_epoch={"steps": steps, "steps_per_pass": one_pass,
                                          "min_steps": train_cfg["min_steps"]})
-        train_ds, steps = train_ds.repeat().take(per_epoch), per_epoch
     with strategy.scope():
         model = task.build_model(cfg, prepared)
         jit = train_cfg["jit_compile"]

@@ -108,7 +108,7 @@ def test_ambiguous_or_inconsistent_dates_are_refused(tmp_path):
 
 def test_a_utf8_file_with_a_stray_byte_is_refused_at_its_line(tmp_path):
     path = _write(tmp_path / "mixed.csv", b"session_id,item_id\na,caf\xc3\xa9\na,tea\nb,caf\xe9\nb,tea\n")
-    with pytest.raises(DataError, match=r"mixed.csv, line 4: byte 0xe9 \(offset 38\) is not UTF-8.*expected UTF-8"):
+    with pytest.raises(DataError, match=r"mixed.csv, line 4: not valid UTF-8 \(byte 0xe9 at offset 38\); expected UTF-8"):
         S.read_sessions(path)
 
 

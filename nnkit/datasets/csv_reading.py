@@ -87,10 +87,9 @@ def decode_csv(path: Path) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         if _UTF8_MULTIBYTE.search(raw):  # UTF-8 with a few stray bytes: re-decoding would garble the rest
-            line = raw[: exc.start].count(b"\n") + 1
-            raise DataError(f"{path}, line {line}: byte 0x{raw[exc.start]:02x} (offset {exc.start}) is not "
-                            "UTF-8, though the rest of the file is; expected UTF-8 throughout: fix that "
-                            "cell or save the file as UTF-8") from None
+            from nnkit.datasets.text import not_utf8
+
+            raise not_utf8(path, raw, exc) from None
     try:  # no UTF-8 sequence at all: a Windows/latin-1 export ('caf\xe9')
         return raw.decode("cp1252")
     except UnicodeDecodeError:  # the 5 bytes cp1252 leaves undefined

@@ -11,7 +11,6 @@ ordered by the instant; dates with and without an offset in one column are refus
 
 from __future__ import annotations
 
-import re
 
 import numpy as np
 

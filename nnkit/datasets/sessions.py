@@ -171,7 +171,7 @@ def read_sessions(path, *, items_path: str = "", session_column: str = "session_
     (used when present) unless named in ``required_columns`` (e.g.
     ``("timestamp_column",)``: then a missing column is an error; the category
     and name columns may also be in the items file). An items file must have the
-    item and category columns. ``category_separator`` (e.g. ``|``) splits a cell
+    item column and the category or the name column (or both). ``category_separator`` (e.g. ``|``) splits a cell
     into several categories; the first one listed is the item's main category.
     """
     import pandas as pd

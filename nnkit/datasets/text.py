@@ -55,6 +55,13 @@ def check_separator(path: str | Path, columns: list) -> None:
                         "save the file with commas as the separator")
 
 
+def not_utf8(path: Path, raw: bytes, exc: UnicodeDecodeError) -> DataError:
+    """The error for ``raw`` (the file's bytes) failing to decode: the line and byte of the first bad one."""
+    line = raw[: exc.start].count(b"\n") + 1
+    return DataError(f"{path}, line {line}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+                     "expected UTF-8 text: fix that cell or save the file as UTF-8")
+
+
 def read_text(path: str | Path, what: str = "text file") -> str:
     """The whole file as str; names the line of the first byte that is not UTF-8."""
     path = input_file(path, what)
@@ -62,9 +69,7 @@ def read_text(path: str | Path, what: str = "text file") -> str:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise DataError(f"{path}, line {line}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset "
-                        f"{exc.start}); expected UTF-8 text") from None
+        raise not_utf8(path, raw, exc) from None
     if text.startswith("\ufeff"):
         text = text[1:]
     if not text.strip():

@@ -10,9 +10,6 @@ import numpy as np
 from nnkit.errors import DataError
 
 
-OPTIONAL_COLUMNS = ("timestamp_column", "category_column", "name_column")
-
-
 def data_fingerprint(data) -> str:
     """The sessions and what the items CSV says of them (every category, names): an items CSV changed
     since is other data, not the run's."""
@@ -42,7 +39,7 @@ def load_sessions(data_cfg: dict, defaults: dict):
     from nnkit.datasets import sessions as S
 
     if data_cfg["path"]:
-        required = [key for key in OPTIONAL_COLUMNS if data_cfg[key] != defaults[key]]
+        required = [key for key in S.OPTIONAL_COLUMNS if data_cfg[key] != defaults[key]]
         return S.read_sessions(
             data_cfg["path"], items_path=data_cfg["items"], session_column=data_cfg["session_column"],
             item_column=data_cfg["item_column"], timestamp_column=data_cfg["timestamp_column"],
